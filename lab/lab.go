@@ -1,0 +1,90 @@
+// Package lab holds experiments that measure widely repeated claims about the
+// Go runtime (and about our own packages) on the machine at hand, instead of
+// repeating them. Each experiment lives in a file of its own and registers
+// itself; `orderflow lab` lists and runs them.
+package lab
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Verdict is what the measurements say of a claim.
+type Verdict string
+
+const (
+	Holds   Verdict = "holds"
+	Refuted Verdict = "refuted"
+	Depends Verdict = "depends"
+)
+
+// Options tune a run.
+type Options struct {
+	// Quick asks for a run of a few seconds at most, for tests and smoke runs.
+	Quick bool
+}
+
+// Measurement is one measured quantity: the median of Runs repetitions and
+// their spread (max - min), in Unit.
+type Measurement struct {
+	Name   string  `json:"name"`
+	Median float64 `json:"median"`
+	Spread float64 `json:"spread"`
+	Unit   string  `json:"unit"`
+	Runs   int     `json:"runs"`
+}
+
+// Result is what one experiment found.
+type Result struct {
+	Name         string        `json:"name"`
+	Claim        string        `json:"claim"`  // the claim, with the figure quoted for it
+	Measurements []Measurement `json:"measurements"`
+	Verdict      Verdict       `json:"verdict"`
+	Condition    string        `json:"condition"` // what the verdict depends on (GOMAXPROCS, sizes, Go version…)
+	Notes        string        `json:"notes,omitempty"`
+	Table        string        `json:"table,omitempty"` // optional preformatted table (Markdown)
+}
+
+// Experiment is one registered experiment.
+type Experiment struct {
+	Name  string
+	Title string
+	Run   func(ctx context.Context, opt Options) (Result, error)
+}
+
+var (
+	mu          sync.Mutex
+	experiments = map[string]Experiment{}
+)
+
+// Register adds an experiment; files of this package call it from init.
+func Register(e Experiment) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := experiments[e.Name]; dup {
+		panic(fmt.Sprintf("lab: experiment %q registered twice", e.Name))
+	}
+	experiments[e.Name] = e
+}
+
+// All returns the experiments sorted by name.
+func All() []Experiment {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]Experiment, 0, len(experiments))
+	for _, e := range experiments {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup returns the experiment with the given name.
+func Lookup(name string) (Experiment, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	e, ok := experiments[name]
+	return e, ok
+}
