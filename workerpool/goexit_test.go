@@ -1,0 +1,5 @@
+package workerpool_test
+
+import "runtime"
+
+func runtimeGoexit() { runtime.Goexit() }
