@@ -1,0 +1,113 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/telemetry"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestRegistryLintsClean(t *testing.T) {
+	m := telemetry.New()
+	m.HTTPRequestDuration.WithLabelValues("GET /v1/orders/{id}", "2xx").Observe(0.003)
+	m.Errors.WithLabelValues("not_found").Inc()
+	m.PoolWaitObserver("apply")(3 * time.Millisecond)
+	if err := m.RegisterPool("apply", func() telemetry.PoolStats {
+		return telemetry.PoolStats{Workers: 4, Busy: 1, QueueDepth: 2, QueueCap: 64, Submitted: 10, Completed: 7, Rejected: 1}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	// CollectAndLint on each of our own collectors too: the registry-wide
+	// gather above also covers the Go and process collectors.
+	if problems, err := testutil.CollectAndLint(m.Errors); err != nil || len(problems) > 0 {
+		t.Errorf("errors vector: %v %v", problems, err)
+	}
+	if problems, err := testutil.CollectAndLint(m.HTTPRequestDuration); err != nil || len(problems) > 0 {
+		t.Errorf("duration vector: %v %v", problems, err)
+	}
+
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{
+		"orderflow_errors_total":                  false,
+		"orderflow_http_request_duration_seconds": false,
+		"orderflow_workerpool_wait_seconds":       false,
+		"orderflow_workerpool_queue_depth":        false,
+		"orderflow_workerpool_rejected_total":     false,
+		"go_goroutines":                           false,
+		"process_start_time_seconds":              false,
+	}
+	for _, mf := range mfs {
+		if _, ok := want[mf.GetName()]; ok {
+			want[mf.GetName()] = true
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("metric %s not gathered", name)
+		}
+	}
+}
+
+func TestErrorsStartAtZeroForEveryCode(t *testing.T) {
+	m := telemetry.New()
+	if got := testutil.CollectAndCount(m.Errors); got != 10 {
+		t.Errorf("errors series = %d, want one per code (10)", got)
+	}
+}
+
+func TestLoggerAddsTraceIDs(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		wantTrace string
+	}{
+		{"WithSpan", trace.ContextWithSpanContext(context.Background(), sc), tid.String()},
+		{"WithoutSpan", context.Background(), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := telemetry.NewLogger(&buf, slog.LevelInfo).With("component", "test")
+			log.InfoContext(tt.ctx, "hello", "n", 1)
+			log.DebugContext(tt.ctx, "filtered out by level")
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("got %d lines, want 1: %q", len(lines), buf.String())
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := rec["trace_id"].(string)
+			if got != tt.wantTrace {
+				t.Errorf("trace_id = %q, want %q", got, tt.wantTrace)
+			}
+			if tt.wantTrace != "" && rec["span_id"] != sid.String() {
+				t.Errorf("span_id = %v, want %s", rec["span_id"], sid)
+			}
+			if rec["component"] != "test" || rec["msg"] != "hello" {
+				t.Errorf("record lost attributes: %v", rec)
+			}
+		})
+	}
+}
