@@ -14,9 +14,15 @@ import (
 // Verdict is what the measurements say of a claim.
 type Verdict string
 
+// The verdicts an experiment may reach. Each is computed from the
+// measurements of the run that reports it, never written in by hand.
 const (
-	Holds   Verdict = "holds"
+	// Holds: this machine's numbers agree with the claim.
+	Holds Verdict = "holds"
+	// Refuted: this machine's numbers contradict the claim.
 	Refuted Verdict = "refuted"
+	// Depends: the claim holds under some of the measured conditions and not
+	// under others; Result.Condition says which.
 	Depends Verdict = "depends"
 )
 
@@ -39,7 +45,7 @@ type Measurement struct {
 // Result is what one experiment found.
 type Result struct {
 	Name         string        `json:"name"`
-	Claim        string        `json:"claim"`  // the claim, with the figure quoted for it
+	Claim        string        `json:"claim"` // the claim, with the figure quoted for it
 	Measurements []Measurement `json:"measurements"`
 	Verdict      Verdict       `json:"verdict"`
 	Condition    string        `json:"condition"` // what the verdict depends on (GOMAXPROCS, sizes, Go version…)
@@ -47,7 +53,10 @@ type Result struct {
 	Table        string        `json:"table,omitempty"` // optional preformatted table (Markdown)
 }
 
-// Experiment is one registered experiment.
+// Experiment is one registered experiment. Run must restore every global
+// runtime setting it changes (GOMAXPROCS, GC percent, memory limit, profile
+// rates) before it returns, and take the lock of [Exclusive] while it has
+// them changed, so that two such experiments never overlap.
 type Experiment struct {
 	Name  string
 	Title string

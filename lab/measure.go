@@ -1,0 +1,155 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"runtime/metrics"
+	"sort"
+	"sync"
+	"time"
+)
+
+// exclusive serialises the experiments that change process-wide runtime
+// settings: two of them overlapping would each measure the other's settings.
+var exclusive sync.Mutex
+
+// Exclusive runs f while no other experiment that changes global runtime
+// settings runs. Experiments outside this package (bench/peers/lab) use it
+// for the same reason the ones inside do.
+func Exclusive(f func()) {
+	exclusive.Lock()
+	defer exclusive.Unlock()
+	f()
+}
+
+// plan is how much work one run does: repetitions of every measurement and
+// the target time of one timed loop. Quick runs trade precision for speed so
+// that a test under -race on a shared 2-core machine stays in seconds.
+type plan struct {
+	runs   int
+	target time.Duration
+}
+
+func planFor(opt Options) plan {
+	if opt.Quick {
+		return plan{runs: 3, target: 2 * time.Millisecond}
+	}
+	return plan{runs: 7, target: 60 * time.Millisecond}
+}
+
+// summarize turns repeated observations into a Measurement: their median and
+// their spread (max - min), so that a reader sees how noisy the machine was.
+func summarize(name, unit string, xs []float64) Measurement {
+	m := Measurement{Name: name, Unit: unit, Runs: len(xs)}
+	if len(xs) == 0 {
+		return m
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m.Median = median(s)
+	m.Spread = s[len(s)-1] - s[0]
+	return m
+}
+
+// median of sorted xs.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return math.NaN()
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// quantile of sorted xs, nearest rank.
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}
+
+// opCost is the result of one timed loop.
+type opCost struct {
+	ns     float64 // nanoseconds per operation
+	allocs float64 // heap objects allocated per operation
+	bytes  float64 // heap bytes allocated per operation
+}
+
+// heapAllocs reads the cumulative count of allocated heap objects and bytes
+// without stopping the world (runtime.ReadMemStats would).
+func heapAllocs() (objects, bytes uint64) {
+	s := []metrics.Sample{
+		{Name: "/gc/heap/allocs:objects"},
+		{Name: "/gc/heap/allocs:bytes"},
+	}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
+}
+
+// measureOp times fn(n) the way testing.Benchmark does — growing n until one
+// call lasts at least target — and reports the cost per operation. We do not
+// call testing.Benchmark itself: outside `go test` it always aims at the
+// default -test.benchtime of one second, which would make a --quick run of
+// ten experiments take minutes.
+func measureOp(target time.Duration, fn func(n int)) opCost {
+	n := 1
+	for {
+		runtime.GC() // start every attempt from the same, collected heap
+		o0, b0 := heapAllocs()
+		start := time.Now()
+		fn(n)
+		d := time.Since(start)
+		o1, b1 := heapAllocs()
+		if d >= target || n >= 1<<30 {
+			return opCost{
+				ns:     float64(d.Nanoseconds()) / float64(n),
+				allocs: float64(o1-o0) / float64(n),
+				bytes:  float64(b1-b0) / float64(n),
+			}
+		}
+		// Aim 20% past the target from the rate seen so far, growing at
+		// most 100x per step, as testing.B does.
+		next := n * 100
+		if d > 0 {
+			next = int(float64(n) * 1.2 * float64(target) / float64(d))
+		}
+		n = max(n+1, min(next, n*100))
+	}
+}
+
+// repeatOp runs measureOp p.runs times and summarises ns/op and allocs/op
+// under the given name.
+func repeatOp(ctx context.Context, p plan, name string, fn func(n int)) (ns, allocs Measurement, err error) {
+	var nss, als []float64
+	for range p.runs {
+		if err := ctx.Err(); err != nil {
+			return ns, allocs, fmt.Errorf("lab: %s: %w", name, err)
+		}
+		c := measureOp(p.target, fn)
+		nss = append(nss, c.ns)
+		als = append(als, c.allocs)
+	}
+	return summarize(name, "ns/op", nss), summarize(name+" allocs", "allocs/op", als), nil
+}
+
+// ratio is a/b, or NaN when b is zero, for verdicts that compare.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// fmtDur renders seconds with a unit a reader takes in at a glance.
+func fmtDur(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(10 * time.Nanosecond).String()
+}
+
+func sortFloats(xs []float64) { sort.Float64s(xs) }
