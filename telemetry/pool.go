@@ -1,23 +1,23 @@
 package telemetry
 
 import (
+	"github.com/orderflow/orderflow/workerpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// PoolStats is a snapshot of a worker pool, as workerpool.Pool.Stats reports
-// it. It is restated here so that telemetry does not need a pool to exist to
-// compile, and any pool-like thing can be exported.
-type PoolStats struct {
-	Workers, Busy, QueueDepth, QueueCap int64
-	Submitted, Completed, Rejected      int64
+// PoolStatser is what RegisterPool reads: a *workerpool.Pool, or anything
+// that reports the same snapshot.
+type PoolStatser interface {
+	Stats() workerpool.Stats
 }
 
 // RegisterPool exports a pool's gauges and counters under pool=<name>:
 // orderflow_workerpool_{workers,busy_workers,queue_depth,queue_capacity} and
-// orderflow_workerpool_{submitted,completed,rejected}_total. stats is called
-// on every scrape, so it must be cheap and safe for concurrent use.
-func (m *Metrics) RegisterPool(pool string, stats func() PoolStats) error {
-	return m.Registry.Register(&poolCollector{pool: pool, stats: stats})
+// orderflow_workerpool_{submitted,completed,rejected,panics}_total. Stats is
+// read on every scrape (the pool's counters are atomics, so that is cheap).
+// Pair it with PoolWaitObserver as the pool's Config.OnWait.
+func (m *Metrics) RegisterPool(pool string, p PoolStatser) error {
+	return m.Registry.Register(&poolCollector{pool: pool, p: p})
 }
 
 var (
@@ -34,22 +34,24 @@ var (
 	poolCompleted = prometheus.NewDesc("orderflow_workerpool_completed_total",
 		"Tasks that finished running.", []string{"pool"}, nil)
 	poolRejected = prometheus.NewDesc("orderflow_workerpool_rejected_total",
-		"Submissions refused because the queue was full or the pool closed.", []string{"pool"}, nil)
+		"Submissions refused because the queue was full (or a blocking submit gave up).", []string{"pool"}, nil)
+	poolPanics = prometheus.NewDesc("orderflow_workerpool_panics_total",
+		"Tasks that panicked (recovered by the pool).", []string{"pool"}, nil)
 )
 
 type poolCollector struct {
-	pool  string
-	stats func() PoolStats
+	pool string
+	p    PoolStatser
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{poolWorkers, poolBusy, poolDepth, poolCap, poolSubmitted, poolCompleted, poolRejected} {
+	for _, d := range []*prometheus.Desc{poolWorkers, poolBusy, poolDepth, poolCap, poolSubmitted, poolCompleted, poolRejected, poolPanics} {
 		ch <- d
 	}
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.stats()
+	s := c.p.Stats()
 	gauge := func(d *prometheus.Desc, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), c.pool)
 	}
@@ -63,4 +65,5 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(poolSubmitted, s.Submitted)
 	counter(poolCompleted, s.Completed)
 	counter(poolRejected, s.Rejected)
+	counter(poolPanics, s.Panics)
 }

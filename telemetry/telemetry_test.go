@@ -10,20 +10,29 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/telemetry"
+	"github.com/orderflow/orderflow/workerpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRegistryLintsClean(t *testing.T) {
 	m := telemetry.New()
 	m.HTTPRequestDuration.WithLabelValues("GET /v1/orders/{id}", "2xx").Observe(0.003)
 	m.Errors.WithLabelValues("not_found").Inc()
 	m.PoolWaitObserver("apply")(3 * time.Millisecond)
-	if err := m.RegisterPool("apply", func() telemetry.PoolStats {
-		return telemetry.PoolStats{Workers: 4, Busy: 1, QueueDepth: 2, QueueCap: 64, Submitted: 10, Completed: 7, Rejected: 1}
-	}); err != nil {
+	pool := workerpool.New(workerpool.Config{Workers: 2, QueueSize: 8, OnWait: m.PoolWaitObserver("apply")})
+	defer pool.Close(context.Background())
+	if err := m.RegisterPool("apply", pool); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	if err := pool.Submit(context.Background(), func(context.Context) { close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	<-done
 	problems, err := testutil.GatherAndLint(m.Registry)
 	if err != nil {
 		t.Fatal(err)
