@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/orderflow/orderflow"
+)
+
+// RecordCallback records c in the inbox under (order id, event type) and
+// returns once it is durable. Accepted: c is new. Duplicate: the same verdict
+// (orderflow.Callback.SameVerdict) is recorded already. A different verdict is
+// a conflict; an unknown order is not_found.
+func (s *Store) RecordCallback(ctx context.Context, c *orderflow.Callback) (orderflow.RecordResult, error) {
+	if c == nil {
+		return 0, orderflow.Invalid("", "callback is required")
+	}
+	// A sender's retry usually finds its callback committed: answer it from a
+	// read connection and leave the writer to new work.
+	if prior, err := recordedCallback(ctx, s.readDB, c); err != nil {
+		return 0, err
+	} else if prior != nil {
+		return compareVerdict(c, prior)
+	}
+	var res orderflow.RecordResult
+	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		res, err = s.recordCallback(ctx, tx, c)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return res, nil
+}
+
+// recordCallback is RecordCallback inside the write transaction, where no
+// other write can interleave: check the order, then insert if absent.
+func (s *Store) recordCallback(ctx context.Context, tx *sql.Tx, c *orderflow.Callback) (orderflow.RecordResult, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM orders WHERE id = ?`, c.OrderID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, orderflow.Errorf(orderflow.ENotFound, "order %s not found", c.OrderID)
+	}
+	if err != nil {
+		return 0, dbErr(ctx, err, "check order")
+	}
+	prior, err := recordedCallback(ctx, tx, c)
+	if err != nil {
+		return 0, err
+	}
+	if prior != nil {
+		return compareVerdict(c, prior)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (order_id, event_type, event_id, decision, score, model_version,
+		decided_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.OrderID, string(c.EventType), c.EventID, string(c.Decision), c.Score, c.ModelVersion,
+		nanos(c.DecidedAt), nanos(s.Now()))
+	if err != nil {
+		return 0, dbErr(ctx, err, "insert callback")
+	}
+	return orderflow.Accepted, nil
+}
+
+// recordedCallback returns the callback recorded under c's key, or nil.
+func recordedCallback(ctx context.Context, q querier, c *orderflow.Callback) (*orderflow.Callback, error) {
+	e, err := scanInbox(q.QueryRowContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? AND event_type = ?`,
+		c.OrderID, string(c.EventType)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	return &e.Callback, nil
+}
+
+func compareVerdict(c, prior *orderflow.Callback) (orderflow.RecordResult, error) {
+	if c.SameVerdict(prior) {
+		return orderflow.Duplicate, nil
+	}
+	return 0, orderflow.Errorf(orderflow.EConflict,
+		"a different verdict for %s of order %s was recorded already", c.EventType, c.OrderID)
+}
+
+// ApplyCallbacks applies the order's unapplied inbox entries in arrival order
+// through orderflow.ApplyInbox, in one transaction: the settled entries get
+// their outcome, the order its new state (guarded by its version: a conflict
+// means it changed meanwhile and the caller should retry), the history its
+// transitions. It returns how many entries settled; an entry that must wait
+// stays unapplied.
+func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error) {
+	// Nothing to apply is the common case for the sweeper and for repeats:
+	// find it out without taking a place in the write queue.
+	var pending int
+	if err := s.readDB.QueryRowContext(ctx, `SELECT count(*) FROM inbox WHERE order_id = ? AND outcome IS NULL`,
+		orderID).Scan(&pending); err != nil {
+		return 0, dbErr(ctx, err, "count unapplied")
+	}
+	if pending == 0 {
+		if _, err := loadOrder(ctx, s.readDB, orderID); err != nil {
+			return 0, err
+		}
+		return 0, nil
+	}
+	var n int
+	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		n, err = s.applyCallbacks(ctx, tx, orderID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *Store) applyCallbacks(ctx context.Context, tx *sql.Tx, orderID string) (int, error) {
+	o, err := loadOrder(ctx, tx, orderID)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := unapplied(ctx, tx, orderID)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	now := s.Now().UTC()
+	next, settled, changes := orderflow.ApplyInbox(*o, pending, now)
+	for _, e := range settled {
+		if _, err := tx.ExecContext(ctx, `UPDATE inbox SET outcome = ?, applied_at = ? WHERE seq = ?`,
+			string(e.Outcome), nanos(e.AppliedAt), e.Seq); err != nil {
+			return 0, dbErr(ctx, err, "settle callback")
+		}
+	}
+	if len(changes) > 0 {
+		if err := updateOrder(ctx, tx, &next, o.Version); err != nil {
+			return 0, err
+		}
+		for _, c := range changes {
+			if err := insertTransition(ctx, tx, orderID, c, string(c.Cause)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(settled), nil
+}
+
+// unapplied returns the order's unapplied inbox entries in arrival order.
+func unapplied(ctx context.Context, q querier, orderID string) ([]orderflow.InboxEntry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? AND outcome IS NULL ORDER BY seq`, orderID)
+	if err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	defer rows.Close()
+	var out []orderflow.InboxEntry
+	for rows.Next() {
+		e, err := scanInbox(rows)
+		if err != nil {
+			return nil, dbErr(ctx, err, "scan inbox")
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	return out, nil
+}
+
+// UnappliedOrders returns up to limit ids of orders with unapplied inbox
+// entries, the order with the oldest such entry first.
+func (s *Store) UnappliedOrders(ctx context.Context, limit int) ([]string, error) {
+	if limit <= 0 {
+		limit = defaultPageSize
+	}
+	rows, err := s.readDB.QueryContext(ctx, `SELECT order_id FROM inbox WHERE outcome IS NULL
+		GROUP BY order_id ORDER BY min(seq) LIMIT ?`, limit)
+	if err != nil {
+		return nil, dbErr(ctx, err, "list unapplied")
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr(ctx, err, "scan unapplied")
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(ctx, err, "list unapplied")
+	}
+	return ids, nil
+}

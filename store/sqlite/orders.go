@@ -1,0 +1,403 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// idempotencyTTL is how long a key is kept when the caller gives no expiry
+// (API.md: 24 h).
+const idempotencyTTL = 24 * time.Hour
+
+// defaultPageSize is the page size when a filter asks for none (API.md).
+const defaultPageSize = 50
+
+// CreateOrder inserts o, its event ev (when not nil) and the idempotency
+// record for key (when not nil) in one transaction. Zero fields of o get
+// defaults: CreatedAt now, UpdatedAt = CreatedAt, Status pending_review,
+// Version 1. On success ev.Seq is set to the event's outbox position.
+//
+// A key recorded before and not yet expired answers for the request: the
+// same RequestHash returns the order as first stored and replay=true, a
+// different one is a conflict. An expired key is treated as absent and
+// replaced. An order id already taken is a conflict.
+func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderflow.Event, key *orderflow.IdempotencyKey) (*orderflow.Order, bool, error) {
+	if o == nil || o.ID == "" {
+		return nil, false, orderflow.Invalid("id", "order id is required")
+	}
+	stored := s.newOrder(o)
+	var row *orderflow.Event
+	if ev != nil {
+		e := *ev
+		if e.OrderID == "" {
+			e.OrderID = stored.ID
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = stored.CreatedAt
+		}
+		row = &e
+	}
+	var (
+		answer *orderflow.Order
+		replay bool
+		seq    int64
+	)
+	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if key != nil {
+			prior, err := s.checkKey(ctx, tx, key)
+			if err != nil || prior != nil {
+				answer, replay = prior, prior != nil
+				return err
+			}
+		}
+		if err := insertOrder(ctx, tx, stored); err != nil {
+			return err
+		}
+		if row != nil {
+			var err error
+			if seq, err = insertEvent(ctx, tx, row); err != nil {
+				return err
+			}
+		}
+		if key != nil {
+			if err := s.insertKey(ctx, tx, key, stored); err != nil {
+				return err
+			}
+		}
+		answer = stored
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if ev != nil && !replay {
+		ev.Seq = seq
+	}
+	return answer, replay, nil
+}
+
+// newOrder copies o with defaults filled in and times in UTC.
+func (s *Store) newOrder(o *orderflow.Order) *orderflow.Order {
+	c := *o
+	c.Items = append([]orderflow.Item(nil), o.Items...)
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = s.Now()
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	if c.UpdatedAt.IsZero() {
+		c.UpdatedAt = c.CreatedAt
+	}
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	if c.Status == "" {
+		c.Status = orderflow.StatusPendingReview
+	}
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if c.Risk != nil {
+		r := *c.Risk
+		r.DecidedAt = r.DecidedAt.UTC()
+		c.Risk = &r
+	}
+	return &c
+}
+
+// checkKey returns the order first answered under key, nil when the key is
+// unknown or expired (an expired one is deleted so it can be reused), or a
+// conflict when the key was used for another request.
+func (s *Store) checkKey(ctx context.Context, tx *sql.Tx, key *orderflow.IdempotencyKey) (*orderflow.Order, error) {
+	var hash, response string
+	var expires int64
+	err := tx.QueryRowContext(ctx, `SELECT request_hash, response, expires_at FROM idempotency_keys WHERE key = ?`, key.Key).
+		Scan(&hash, &response, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, dbErr(ctx, err, "read idempotency key")
+	}
+	if expires <= nanos(s.Now()) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key = ?`, key.Key); err != nil {
+			return nil, dbErr(ctx, err, "delete expired idempotency key")
+		}
+		return nil, nil
+	}
+	if hash != key.RequestHash {
+		return nil, orderflow.Errorf(orderflow.EConflict, "Idempotency-Key was already used for a different request")
+	}
+	var o orderflow.Order
+	if err := json.Unmarshal([]byte(response), &o); err != nil {
+		return nil, orderflow.Wrap(orderflow.EInternal, err, "sqlite: decode idempotent response")
+	}
+	return &o, nil
+}
+
+func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, key *orderflow.IdempotencyKey, o *orderflow.Order) error {
+	snapshot, err := json.Marshal(o)
+	if err != nil {
+		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode idempotent response")
+	}
+	now := s.Now()
+	expires := key.ExpiresAt
+	if expires.IsZero() {
+		expires = now.Add(idempotencyTTL)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key, request_hash, order_id, response, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, key.Key, key.RequestHash, o.ID, string(snapshot), nanos(now), nanos(expires))
+	if err != nil {
+		return dbErr(ctx, err, "insert idempotency key")
+	}
+	return nil
+}
+
+func insertOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order) error {
+	items, err := json.Marshal(o.Items)
+	if err != nil {
+		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode items")
+	}
+	if o.Items == nil {
+		items = []byte("[]")
+	}
+	rd, rs, rm, ra := riskArgs(o.Risk)
+	_, err = tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.ID, o.UserID, o.AmountMinor, o.Currency, o.Region, string(items), o.Internal, o.IP, o.DeviceID,
+		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.CreatedAt), nanos(o.UpdatedAt))
+	if isUniqueViolation(err) {
+		return orderflow.Errorf(orderflow.EConflict, "order %s already exists", o.ID)
+	}
+	if err != nil {
+		return dbErr(ctx, err, "insert order")
+	}
+	return nil
+}
+
+// insertEvent appends e to the outbox and returns its seq.
+func insertEvent(ctx context.Context, tx *sql.Tx, e *orderflow.Event) (int64, error) {
+	headers := []byte("{}")
+	if len(e.Headers) > 0 {
+		var err error
+		if headers, err = json.Marshal(e.Headers); err != nil {
+			return 0, orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode event headers")
+		}
+	}
+	payload := e.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, type, order_id, payload, headers, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.Type, e.OrderID, payload, string(headers), nanos(e.CreatedAt.UTC()))
+	if isUniqueViolation(err) {
+		return 0, orderflow.Errorf(orderflow.EConflict, "event %s already exists", e.ID)
+	}
+	if err != nil {
+		return 0, dbErr(ctx, err, "insert event")
+	}
+	return res.LastInsertId()
+}
+
+// Order returns the order id, or not_found.
+func (s *Store) Order(ctx context.Context, id string) (*orderflow.Order, error) {
+	return loadOrder(ctx, s.readDB, id)
+}
+
+// Orders returns up to f.Limit orders (50 when unset) matching f's user and
+// status, newest first by (created_at, id), after f.After when set.
+func (s *Store) Orders(ctx context.Context, f orderflow.OrderFilter) ([]*orderflow.Order, error) {
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if f.After != nil {
+		// A row-value comparison is what lets SQLite seek straight into the
+		// (…, created_at DESC, id DESC) index instead of scanning from the top.
+		where, args = append(where, "(created_at, id) < (?, ?)"), append(args, nanos(f.After.CreatedAt), f.After.ID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultPageSize
+	}
+	q := `SELECT ` + orderCols + ` FROM orders`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	rows, err := s.readDB.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, dbErr(ctx, err, "list orders")
+	}
+	defer rows.Close()
+	out := []*orderflow.Order{}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, dbErr(ctx, err, "scan order")
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(ctx, err, "list orders")
+	}
+	return out, nil
+}
+
+// Transition applies a client's action, cancel or fulfill, to the order id
+// through the state machine. A forbidden move is a conflict; a repeat of a
+// move that already happened returns the order unchanged. A change bumps the
+// version by one and is recorded in the order's history.
+func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (*orderflow.Order, error) {
+	if a != orderflow.ActionCancel && a != orderflow.ActionFulfill {
+		return nil, orderflow.Errorf(orderflow.EInvalid, "action %q is not a client action", a)
+	}
+	// Answer from a read connection when nothing would change: what it saw
+	// is committed, hence durable, and repeats cost no write.
+	cur, err := loadOrder(ctx, s.readDB, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, changed, err := orderflow.Transition(cur.Status, a); err != nil || !changed {
+		return cur, err
+	}
+	var out *orderflow.Order
+	err = s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		o, err := loadOrder(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		to, changed, err := orderflow.Transition(o.Status, a)
+		if err != nil || !changed {
+			out = o
+			return err
+		}
+		now := s.Now().UTC()
+		from := o.Status
+		o.Status, o.Version, o.UpdatedAt = to, o.Version+1, now
+		if err := updateOrder(ctx, tx, o, o.Version-1); err != nil {
+			return err
+		}
+		if err := insertTransition(ctx, tx, id, orderflow.Change{From: from, To: to, Version: o.Version, At: now}, string(a)); err != nil {
+			return err
+		}
+		out = o
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// updateOrder writes o's mutable columns if the stored version is still
+// prev; otherwise someone else changed the order and the caller must retry.
+func updateOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order, prev int64) error {
+	rd, rs, rm, ra := riskArgs(o.Risk)
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, version = ?, risk_decision = ?, risk_score = ?,
+		risk_model_version = ?, risk_decided_at = ?, updated_at = ? WHERE id = ? AND version = ?`,
+		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.UpdatedAt), o.ID, prev)
+	if err != nil {
+		return dbErr(ctx, err, "update order")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbErr(ctx, err, "update order")
+	} else if n == 0 {
+		return orderflow.Errorf(orderflow.EConflict, "order %s changed concurrently (version %d); retry", o.ID, prev)
+	}
+	return nil
+}
+
+func insertTransition(ctx context.Context, tx *sql.Tx, orderID string, c orderflow.Change, cause string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO transitions (order_id, from_status, to_status, cause, version, at)
+		VALUES (?, ?, ?, ?, ?, ?)`, orderID, string(c.From), string(c.To), cause, c.Version, nanos(c.At))
+	if err != nil {
+		return dbErr(ctx, err, "insert transition")
+	}
+	return nil
+}
+
+// History returns the order's creation, its recorded callbacks (with their
+// outcome once applied) and its transitions, oldest first; at equal times
+// creation comes first, then callbacks, then transitions, each in the order
+// they were written. The reads share one snapshot.
+func (s *Store) History(ctx context.Context, id string) ([]orderflow.HistoryEntry, error) {
+	tx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, dbErr(ctx, err, "begin read")
+	}
+	defer tx.Rollback()
+	o, err := loadOrder(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	h := []orderflow.HistoryEntry{{Kind: orderflow.HistoryCreated, At: o.CreatedAt}}
+	rows, err := tx.QueryContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	for rows.Next() {
+		e, err := scanInbox(rows)
+		if err != nil {
+			rows.Close()
+			return nil, dbErr(ctx, err, "scan inbox")
+		}
+		cb := e.Callback
+		h = append(h, orderflow.HistoryEntry{Kind: orderflow.HistoryCallback, At: e.ReceivedAt,
+			Callback: &cb, ReceivedAt: e.ReceivedAt, Outcome: e.Outcome})
+	}
+	if err := rows.Close(); err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(ctx, err, "read inbox")
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT from_status, to_status, cause, version, at FROM transitions
+		WHERE order_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, dbErr(ctx, err, "read transitions")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var from, to, cause string
+		var version, at int64
+		if err := rows.Scan(&from, &to, &cause, &version, &at); err != nil {
+			return nil, dbErr(ctx, err, "scan transition")
+		}
+		h = append(h, orderflow.HistoryEntry{Kind: orderflow.HistoryTransition, At: fromNanos(at),
+			From: orderflow.Status(from), To: orderflow.Status(to), Cause: cause, Version: version})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(ctx, err, "read transitions")
+	}
+	// Entries were appended kind by kind in write order, so a stable sort on
+	// time alone keeps that order among equal times.
+	sort.SliceStable(h, func(i, j int) bool { return h[i].At.Before(h[j].At) })
+	return h, nil
+}
+
+// PruneIdempotencyKeys deletes the keys that expired before now and returns
+// how many.
+func (s *Store) PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < ?`, nanos(now))
+		if err != nil {
+			return dbErr(ctx, err, "prune idempotency keys")
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -1,0 +1,302 @@
+// Package sqlite is the embedded order store: orders, their outbox, the
+// callback inbox and idempotency keys in one SQLite file, through the pure Go
+// driver modernc.org/sqlite.
+//
+// Durability: the file is in WAL mode with synchronous=FULL, so a write is
+// fsynced before it is acknowledged and survives kill -9 and power loss.
+// Throughput: every write goes through one writer goroutine that owns the only
+// write connection and commits whatever is queued as one transaction (group
+// commit), each caller's write inside its own SAVEPOINT. Under load many
+// writes share one fsync; Stats reports how many.
+//
+// Sibling adapters that keep their tables in the same file (the SQL bus, the
+// risk engine's decision store) write through Store.Write and read through
+// Store.ReadDB, so they share the committer instead of fighting it for the
+// write lock.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ orderflow.OrderStore = (*Store)(nil)
+
+// Defaults, each changed by an Option.
+const (
+	// DefaultQueueSize bounds the writes waiting for the writer. It is several
+	// batches deep so a burst from every handler fits, yet short enough that a
+	// full queue means the disk is behind and the caller should back off.
+	DefaultQueueSize = 1024
+	// DefaultMaxBatch caps the writes in one commit, so one fsync never waits
+	// behind an unbounded transaction.
+	DefaultMaxBatch = 256
+	// DefaultReadConns is the size of the read pool. WAL readers never block
+	// the writer nor each other; a few suffice on a small machine.
+	DefaultReadConns = 4
+
+	defaultBusyTimeout = 5 * time.Second
+)
+
+// Store is an orderflow.OrderStore in one SQLite file. It is safe for
+// concurrent use. Set Now, if at all, before the first call.
+type Store struct {
+	// Now is the store's clock for received, applied, transition and expiry
+	// times. Replace it in tests; times are stored in UTC with nanoseconds.
+	Now func() time.Time
+
+	path   string
+	readDB *sql.DB
+	// writeDB holds exactly one connection, which the writer goroutine owns
+	// through wconn for the store's lifetime.
+	writeDB *sql.DB
+	wconn   *sql.Conn
+
+	queue        chan *op
+	maxBatch     int
+	beforeCommit func()
+
+	mu      sync.RWMutex // guards closed against enqueues racing Close
+	closed  bool
+	quit    chan struct{}
+	stopped chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	writes, commits, failed, rejected, commitErrors atomic.Uint64
+	maxSeen                                         atomic.Int64
+}
+
+// Option changes how Open builds a Store.
+type Option func(*config)
+
+type config struct {
+	queueSize    int
+	maxBatch     int
+	readConns    int
+	busyTimeout  time.Duration
+	beforeCommit func()
+}
+
+// WithQueueSize bounds the queue of writes waiting for the writer; a write
+// that finds it full fails at once with resource_exhausted.
+func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
+
+// WithMaxBatch caps how many queued writes share one commit.
+func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithReadConns sizes the pool of read connections.
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// WithBusyTimeout sets how long a connection waits for a lock another process
+// holds (another `orderflow migrate`, a backup) before failing.
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithBeforeCommit calls f in the writer goroutine just before every COMMIT.
+// It exists for tests that need a deliberately slow or paused store (the
+// service's back-pressure test); production code leaves it unset.
+func WithBeforeCommit(f func()) Option { return func(c *config) { c.beforeCommit = f } }
+
+// WithCommitDelay makes every commit take at least d longer: a slow disk on
+// demand, for tests and demonstrations of back-pressure.
+func WithCommitDelay(d time.Duration) Option {
+	return WithBeforeCommit(func() { time.Sleep(d) })
+}
+
+// Open opens (creating it and its parent directories when missing) the
+// database file at path, applies the embedded migrations and starts the
+// writer. Close stops it. A path that cannot be opened fails with a one-line
+// error naming it.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := config{
+		queueSize:   DefaultQueueSize,
+		maxBatch:    DefaultMaxBatch,
+		readConns:   DefaultReadConns,
+		busyTimeout: defaultBusyTimeout,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.queueSize < 1 || cfg.maxBatch < 1 || cfg.readConns < 1 {
+		return nil, fmt.Errorf("sqlite: queue size, max batch and read conns must be >= 1")
+	}
+	wdb, err := openWriteDB(path, cfg.busyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	wconn, err := wdb.Conn(ctx)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+	}
+	if err := migrate(ctx, wconn, time.Now); err != nil {
+		wconn.Close()
+		wdb.Close()
+		return nil, err
+	}
+	rdb, err := sql.Open("sqlite", dsn(path, cfg.busyTimeout, true))
+	if err != nil {
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+	}
+	rdb.SetMaxOpenConns(cfg.readConns)
+	rdb.SetMaxIdleConns(cfg.readConns)
+	s := &Store{
+		Now:          time.Now,
+		path:         path,
+		readDB:       rdb,
+		writeDB:      wdb,
+		wconn:        wconn,
+		queue:        make(chan *op, cfg.queueSize),
+		maxBatch:     cfg.maxBatch,
+		beforeCommit: cfg.beforeCommit,
+		quit:         make(chan struct{}),
+		stopped:      make(chan struct{}),
+	}
+	go s.run()
+	return s, nil
+}
+
+// openWriteDB creates path's directory and opens a pool of exactly one
+// read-write connection to it, checking that the file really opens (sql.Open
+// alone connects lazily).
+func openWriteDB(path string, busy time.Duration) (*sql.DB, error) {
+	if path == "" || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: open %q: need a file path (no :memory:, no file: URI)", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+	}
+	db, err := sql.Open("sqlite", dsn(path, busy, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+	}
+	return db, nil
+}
+
+// dsn builds the driver's connection string. The path travels as a file: URI
+// so that '?' or '#' in a file name cannot be mistaken for parameters.
+//
+// Every connection gets: WAL, so readers never block the writer and a commit
+// is one append plus one fsync of the log; synchronous=FULL, so that fsync
+// happens before COMMIT returns (NORMAL would risk the last commits on power
+// loss); a busy timeout for locks held by other processes; foreign keys.
+// The writer begins IMMEDIATE transactions, taking the write lock up front
+// instead of failing to upgrade a read lock halfway; readers are query_only,
+// so nothing can write around the committer.
+func dsn(path string, busy time.Duration, readOnly bool) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "1")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// ReadDB returns the pool of read-only connections, for sibling adapters that
+// keep tables in the same file. Writes through it fail: use Write.
+func (s *Store) ReadDB() *sql.DB { return s.readDB }
+
+// Path returns the database file's path as given to Open.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the store is open and a read connection answers.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return orderflow.Errorf(orderflow.EUnavailable, "store is closed")
+	}
+	var one int
+	if err := s.readDB.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return dbErr(ctx, err, "ping")
+	}
+	return nil
+}
+
+// Close stops accepting writes, commits everything already queued (each
+// waiting caller gets its result), stops the writer, checkpoints the WAL into
+// the main file and closes every connection. Later calls return the first
+// call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+		<-s.stopped
+		var errs []error
+		errs = append(errs, s.readDB.Close())
+		// TRUNCATE leaves an empty WAL behind: the next Open starts clean and
+		// a copy of the main file alone is a complete backup.
+		if _, err := s.wconn.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+		}
+		errs = append(errs, s.wconn.Close(), s.writeDB.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// oneLine flattens a driver error onto one line, so a failed start prints one
+// line of reason. The cause stays reachable through errors.Is and errors.As.
+func oneLine(err error) error {
+	if err == nil || !strings.ContainsAny(err.Error(), "\r\n") {
+		return err
+	}
+	return flatErr{err}
+}
+
+type flatErr struct{ err error }
+
+func (e flatErr) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
+func (e flatErr) Unwrap() error { return e.err }
+
+// dbErr turns a failed read into a coded error: the caller's deadline is
+// deadline_exceeded, anything else internal.
+func dbErr(ctx context.Context, err error, what string) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && (errors.Is(err, ctxErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return orderflow.Wrap(orderflow.EDeadlineExceeded, err, "%s: deadline exceeded", what)
+	}
+	var e *orderflow.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return orderflow.Wrap(orderflow.EInternal, err, "sqlite: %s", what)
+}
