@@ -153,3 +153,44 @@ func fmtDur(sec float64) string {
 }
 
 func sortFloats(xs []float64) { sort.Float64s(xs) }
+
+// namedOp is one loop of a comparison.
+type namedOp struct {
+	name string
+	fn   func(n int)
+}
+
+// compareOps times each op once per round, rounds interleaved (A B C, A B C,
+// …), so that a burst of load from the other tenants of a shared machine
+// hits every contender instead of one. It returns each op's ns/op and
+// allocs/op Measurements, in order, and the raw ns/op per round for paired
+// differences.
+func compareOps(ctx context.Context, p plan, ops []namedOp) (ns, allocs []Measurement, rounds [][]float64, err error) {
+	rounds = make([][]float64, len(ops))
+	als := make([][]float64, len(ops))
+	for range p.runs {
+		for i, op := range ops {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, nil, fmt.Errorf("lab: %s: %w", op.name, err)
+			}
+			c := measureOp(p.target, op.fn)
+			rounds[i] = append(rounds[i], c.ns)
+			als[i] = append(als[i], c.allocs)
+		}
+	}
+	for i, op := range ops {
+		ns = append(ns, summarize(op.name, "ns/op", rounds[i]))
+		allocs = append(allocs, summarize(op.name+" allocs", "allocs/op", als[i]))
+	}
+	return ns, allocs, rounds, nil
+}
+
+// pairedDiff summarises a[i]-b[i] (scaled by f): the difference of two ops
+// measured in the same rounds, less noisy than a difference of medians.
+func pairedDiff(name, unit string, a, b []float64, f float64) Measurement {
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = (a[i] - b[i]) * f
+	}
+	return summarize(name, unit, d)
+}
