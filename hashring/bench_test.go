@@ -1,0 +1,93 @@
+package hashring_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/orderflow/orderflow/hashring"
+)
+
+// benchKeys are the lookup keys of the benchmarks: "order-N", like the
+// measurements, and a power of two in number so the index wraps cheaply.
+var benchKeys = func() []string {
+	ks := make([]string, 1<<16)
+	for i := range ks {
+		ks[i] = "order-" + strconv.Itoa(i+1)
+	}
+	return ks
+}()
+
+func benchRing(b *testing.B, members, vnodes int) *hashring.Ring {
+	b.Helper()
+	ms := make([]hashring.Member, members)
+	for i := range ms {
+		ms[i] = hashring.Member{Name: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)}
+	}
+	r, err := hashring.New(ms, hashring.WithVirtualNodes(vnodes))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func BenchmarkLocate(b *testing.B) {
+	for _, members := range []int{3, 10, 100} {
+		for _, vnodes := range []int{160, hashring.DefaultVirtualNodes} {
+			b.Run(fmt.Sprintf("members=%d/vnodes=%d", members, vnodes), func(b *testing.B) {
+				r := benchRing(b, members, vnodes)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, ok := r.Locate(benchKeys[i&(len(benchKeys)-1)]); !ok {
+						b.Fatal("empty ring")
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkAppendN(b *testing.B) {
+	for _, members := range []int{3, 10, 100} {
+		b.Run(fmt.Sprintf("members=%d/n=3", members), func(b *testing.B) {
+			r := benchRing(b, members, hashring.DefaultVirtualNodes)
+			buf := make([]string, 0, 3)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				buf = r.AppendN(buf[:0], benchKeys[i&(len(benchKeys)-1)], 3)
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	for _, members := range []int{3, 10, 100} {
+		b.Run(fmt.Sprintf("members=%d/vnodes=%d", members, hashring.DefaultVirtualNodes), func(b *testing.B) {
+			ms := make([]hashring.Member, members)
+			for i := range ms {
+				ms[i] = hashring.Member{Name: fmt.Sprintf("10.0.%d.%d:8080", i/256, i%256)}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := hashring.New(ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHash(b *testing.B) {
+	b.ReportAllocs()
+	i := 0
+	var sink uint64
+	for b.Loop() {
+		sink += hashring.Hash(benchKeys[i&(len(benchKeys)-1)])
+		i++
+	}
+	_ = sink
+}

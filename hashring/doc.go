@@ -1,0 +1,42 @@
+// Package hashring maps keys to members by consistent hashing with virtual
+// nodes, so that every process that knows the same members computes the same
+// placement, and a membership change moves only the keys it must: adding a
+// member moves keys only to it, removing one moves only its keys.
+//
+// # Placement contract
+//
+// A member of weight w has vnodes×w points on a 64-bit ring, at
+// XXH64(name + "#" + i) for i = 0 … vnodes×w−1 (XXH64 with seed 0, see Hash);
+// a key sits at XXH64(key) and belongs to the member owning the first point at
+// or after it, wrapping around; equal points order by member name. Nothing
+// else — not the order members were added, not the process, not the Go
+// version — enters the placement, and golden vectors in the tests pin it.
+// DefaultVirtualNodes (2048) is part of the contract too: processes that
+// route the same keys must use the same value.
+//
+// # Costs
+//
+// Lookups read an immutable snapshot through an atomic pointer: no lock, no
+// allocation, and constant time whatever the number of virtual nodes, thanks
+// to a bucket index in front of the sorted points that keeps exact ring
+// semantics (most buckets resolve from their index entry alone). Memory is
+// about 30 bytes per point (2048 points per member by default, ~60 KiB per
+// member); a membership change rebuilds the snapshot, which takes a few
+// milliseconds for tens of members. docs/benchmarks/hashring.md has the
+// measurements and the comparison with other Go rings.
+//
+// # Routing with fallbacks
+//
+// LocateN (or AppendN, which allocates nothing) lists distinct members in
+// ring order: the owner first, then where to go if it is down. Every process
+// computes the same list, so retries of one key converge on the same
+// fallback, and when a member leaves each list only loses that member. This
+// is how a callback client routes by order id (see the Example).
+//
+// # Bounded loads
+//
+// Bounded adds the bounded-loads rule of Mirrokni, Thorup and Zadimoghaddam
+// (2016): no member holds more than ⌈c × its fair share⌉ of the keys placed.
+// It is stateful, so it is for a caller that owns every placement, not for
+// replicas that must agree without talking.
+package hashring

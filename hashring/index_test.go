@@ -1,0 +1,88 @@
+package hashring
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// refOwner is ring semantics by definition: the owner of the first point at
+// or after h in the sorted points, wrapping to the first.
+func refOwner(s *snapshot, h uint64) uint32 {
+	j, _ := slices.BinarySearch(s.hashes, h)
+	if j == len(s.hashes) {
+		j = 0
+	}
+	return s.owners[j]
+}
+
+// TestIndexKeepsRingSemantics checks that the bucket index answers exactly as
+// a binary search of the sorted ring does, at every kind of entry and at the
+// edges: point hashes themselves, their neighbours, bucket boundaries, 0 and
+// the largest hash.
+func TestIndexKeepsRingSemantics(t *testing.T) {
+	tests := []struct {
+		members, vnodes int
+	}{
+		{1, 1}, {2, 1}, {3, 7}, {3, 160}, {10, 2048}, {40, 100},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("members=%d/vnodes=%d", tt.members, tt.vnodes), func(t *testing.T) {
+			ms := make([]Member, tt.members)
+			for i := range ms {
+				ms[i] = Member{Name: fmt.Sprintf("m%d", i), Weight: 1 + i%3}
+			}
+			ms, err := normalize(ms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := build(ms, tt.vnodes)
+			probes := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1}
+			for _, h := range s.hashes {
+				probes = append(probes, h-1, h, h+1)
+			}
+			for b := range s.index {
+				start := uint64(b) << s.shift
+				probes = append(probes, start, start-1)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range 100_000 {
+				probes = append(probes, rng.Uint64())
+			}
+			for _, h := range probes {
+				if got, want := s.owner(h), refOwner(s, h); got != want {
+					t.Fatalf("owner(%#x) = %d, want %d", h, got, want)
+				}
+				if got, want := s.owners[s.position(h)], refOwner(s, h); got != want {
+					t.Fatalf("owners[position(%#x)] = %d, want %d", h, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestSplitEqualBitsTakesSlowPath builds a bucket with one point and probes
+// hashes that share the point's 30 split bits, on both sides of it.
+func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
+	ms, _ := normalize([]Member{{Name: "a"}, {Name: "b"}, {Name: "c"}})
+	s := build(ms, 50)
+	found := false
+	for b, e := range s.index {
+		if e>>kindShift != kindSplit {
+			continue
+		}
+		found = true
+		p := s.hashes[s.starts[b]]
+		low := uint64(1)<<(64-s.bits-splitBits) - 1 // bits below the split bits
+		for _, h := range []uint64{p &^ low, p | low, p, p - 1, p + 1} {
+			if got, want := s.owner(h), refOwner(s, h); got != want {
+				t.Fatalf("owner(%#x) near point %#x = %d, want %d", h, p, got, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no split bucket in the test ring")
+	}
+}

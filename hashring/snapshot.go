@@ -1,0 +1,195 @@
+package hashring
+
+import (
+	"math/bits"
+	"slices"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Hash is the hash every placement is computed with: xxHash64 (XXH64, seed 0)
+// of the key's bytes. It is part of the placement contract — every replica of
+// every version must compute it the same way — so it never changes; the golden
+// vectors in the tests pin it.
+func Hash(key string) uint64 { return xxhash.Sum64String(key) }
+
+// pointHash is the ring position of a member's i-th virtual node:
+// Hash(name + "#" + decimal(i)). Also part of the placement contract.
+func pointHash(buf []byte, name string, i int) (uint64, []byte) {
+	buf = append(buf[:0], name...)
+	buf = append(buf, '#')
+	buf = strconv.AppendInt(buf, int64(i), 10)
+	return xxhash.Sum64(buf), buf
+}
+
+// The index has one uint64 entry per bucket; its top two bits say how the
+// bucket resolves. Most buckets hold zero or one ring point (the index has at
+// least as many buckets as points), and both cases resolve from the entry
+// alone, in one memory access, without touching the sorted points.
+const (
+	// kindScan: the low 32 bits are the position of the first point >= the
+	// bucket's start; a short scan of the sorted points finds the successor.
+	kindScan = 0
+	// kindOwner: no point lies in the bucket, so one member owns all of it;
+	// the low 32 bits are that member.
+	kindOwner = 1
+	// kindSplit: exactly one point lies in the bucket. Bits 46..61 are its
+	// owner (hashes up to the point), bits 30..45 the owner after it, bits
+	// 0..29 the 30 hash bits below the bucket prefix of the point. A key whose
+	// 30 bits equal the point's (one in 2^30) takes the exact slow path.
+	kindSplit = 2
+
+	kindShift  = 62
+	splitBits  = 30
+	ownerMask  = 1<<16 - 1
+	splitMask  = 1<<splitBits - 1
+	maxSplitOw = 1 << 16 // kindSplit packs owners in 16 bits
+)
+
+// maxIndexBits bounds the index at 2^22 entries (32 MiB); rings past ~4M
+// points scan a few points per lookup instead.
+const maxIndexBits = 22
+
+// snapshot is one immutable ring. Readers load it through an atomic pointer and
+// never lock; writers build a new one and swap it in.
+type snapshot struct {
+	members []Member // sorted by name; members[o] owns the points with owner o
+	names   []string // names[o] == members[o].Name, kept apart for the hot path
+	hashes  []uint64 // ring points, ascending
+	owners  []uint32 // owners[j] is the member index of hashes[j]
+	// index[b] resolves hashes with h>>shift == b (see kindScan…). Every kind
+	// gives exactly the sorted-ring answer, so the index only accelerates and
+	// never changes placement.
+	index []uint64
+	// starts[b] is the position of the first point >= bucket b's start (len
+	// when none), for walks that need a position and not only an owner.
+	starts []uint32
+	bits   uint // log2(len(index))
+	shift  uint // 64 - bits
+}
+
+type point struct {
+	h     uint64
+	owner uint32
+}
+
+// build makes the snapshot for members (already validated, sorted by name).
+func build(members []Member, vnodes int) *snapshot {
+	s := &snapshot{members: members, names: make([]string, len(members))}
+	total := 0
+	for i, m := range members {
+		s.names[i] = m.Name
+		total += vnodes * m.Weight
+	}
+	pts := make([]point, 0, total)
+	var buf []byte
+	for o, m := range members {
+		for i := range vnodes * m.Weight {
+			var h uint64
+			h, buf = pointHash(buf, m.Name, i)
+			pts = append(pts, point{h, uint32(o)})
+		}
+	}
+	// Ties (equal 64-bit hashes) are broken by member name (owner indexes follow
+	// name order), so a tie resolves the same way whatever else is on the ring
+	// and no key moves between members that stay.
+	slices.SortFunc(pts, func(a, b point) int {
+		if a.h != b.h {
+			if a.h < b.h {
+				return -1
+			}
+			return 1
+		}
+		return int(a.owner) - int(b.owner)
+	})
+	s.hashes = make([]uint64, len(pts))
+	s.owners = make([]uint32, len(pts))
+	for j, p := range pts {
+		s.hashes[j], s.owners[j] = p.h, p.owner
+	}
+	s.buildIndex()
+	return s
+}
+
+// buildIndex sizes the index at the next power of two >= the number of
+// points, so a bucket holds 0.5 to 1 point on average and about three buckets
+// in four resolve from their entry alone (kindOwner or kindSplit).
+func (s *snapshot) buildIndex() {
+	n := len(s.hashes)
+	if n == 0 {
+		return
+	}
+	k := min(max(bits.Len(uint(n-1)), 1), maxIndexBits)
+	s.bits, s.shift = uint(k), uint(64-k)
+	s.index = make([]uint64, 1<<k)
+	s.starts = make([]uint32, 1<<k)
+	j := 0
+	for b := range s.index {
+		start := uint64(b) << s.shift
+		for j < n && s.hashes[j] < start {
+			j++
+		}
+		s.starts[b] = uint32(j)
+		// Points inside the bucket: j … e-1.
+		e := j
+		for e < n && s.hashes[e]>>s.shift == uint64(b) {
+			e++
+		}
+		switch {
+		case e == j:
+			s.index[b] = kindOwner<<kindShift | uint64(s.owners[s.wrap(j)])
+		case e == j+1 && len(s.names) <= maxSplitOw:
+			split := (s.hashes[j] << s.bits) >> (64 - splitBits)
+			s.index[b] = kindSplit<<kindShift |
+				uint64(s.owners[j])<<46 | uint64(s.owners[s.wrap(e)])<<splitBits | split
+		default:
+			s.index[b] = kindScan<<kindShift | uint64(j)
+		}
+	}
+}
+
+func (s *snapshot) wrap(j int) int {
+	if j == len(s.hashes) {
+		return 0
+	}
+	return j
+}
+
+// owner returns the member index that owns hash h. Callers ensure the ring is
+// not empty.
+func (s *snapshot) owner(h uint64) uint32 {
+	e := s.index[h>>s.shift]
+	switch e >> kindShift {
+	case kindOwner:
+		return uint32(e)
+	case kindSplit:
+		kb := (h << s.bits) >> (64 - splitBits)
+		split := e & splitMask
+		if kb < split {
+			return uint32(e>>46) & ownerMask
+		}
+		if kb > split {
+			return uint32(e>>splitBits) & ownerMask
+		}
+		return s.owners[s.position(h)]
+	}
+	return s.owners[s.scan(int(uint32(e)), h)]
+}
+
+// position returns the ring position of the first point >= h, wrapping; walks
+// (LocateN, bounded loads) need a position and not only an owner.
+func (s *snapshot) position(h uint64) int {
+	return s.scan(int(s.starts[h>>s.shift]), h)
+}
+
+func (s *snapshot) scan(j int, h uint64) int {
+	hs := s.hashes
+	for j < len(hs) && hs[j] < h {
+		j++
+	}
+	if j == len(hs) {
+		j = 0
+	}
+	return j
+}
