@@ -96,10 +96,12 @@ type item struct {
 // neighbours (and the adjacent-line prefetcher) from turning every increment
 // into a cross-core transfer.
 type slot struct {
-	completed atomic.Int64
-	panics    atomic.Int64
-	busy      atomic.Int64
-	_         [128 - 3*8]byte
+	// seq counts task starts and ends of this worker: odd while a task runs,
+	// so seq&1 is Busy and seq/2 is Completed. Two plain stores per task,
+	// written only by the owning worker, instead of three read-modify-writes.
+	seq    atomic.Int64
+	panics atomic.Int64
+	_      [128 - 2*8]byte
 }
 
 // closedBit marks the pool closed inside senders; the low bits count Submit
@@ -119,10 +121,12 @@ type Pool struct {
 	ctx    context.Context // given to tasks; carries poolKey so nested Submits are recognised
 	cancel context.CancelFunc
 
-	// Written by submitters only: kept apart from the worker slots.
+	// Written by submitters only: kept apart from the worker slots. Accepted
+	// tasks are not counted here but derived in Stats from what the workers
+	// took plus what is queued, which keeps one read-modify-write off the
+	// submit path.
 	_          [64]byte
 	senders    atomic.Int64 // closedBit | in-flight senders
-	submitted  atomic.Int64
 	rejected   atomic.Int64
 	callerRuns atomic.Int64
 	inlineDone atomic.Int64
@@ -188,7 +192,6 @@ func (p *Pool) Submit(ctx context.Context, task func(ctx context.Context)) error
 	it := p.newItem(task)
 	select {
 	case p.tasks <- it:
-		p.submitted.Add(1)
 		p.senders.Add(-1)
 		return nil
 	default:
@@ -201,14 +204,25 @@ func (p *Pool) Submit(ctx context.Context, task func(ctx context.Context)) error
 func (p *Pool) submitSlow(ctx context.Context, it item) error {
 	if ctx.Value(poolKey{}) == p {
 		p.senders.Add(-1)
-		p.submitted.Add(1)
 		p.callerRuns.Add(1)
 		p.runInline(it.fn)
 		return nil
 	}
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends (Background): a two-way select is
+		// measurably cheaper than three when the queue is full for long.
+		select {
+		case p.tasks <- it:
+			p.senders.Add(-1)
+			return nil
+		case <-p.closing:
+			p.senders.Add(-1)
+			return ErrClosed
+		}
+	}
 	select {
 	case p.tasks <- it:
-		p.submitted.Add(1)
 		p.senders.Add(-1)
 		return nil
 	case <-ctx.Done():
@@ -235,7 +249,6 @@ func (p *Pool) submitClosed(ctx context.Context, task func(context.Context)) err
 		return ErrClosed
 	default:
 	}
-	p.submitted.Add(1)
 	p.callerRuns.Add(1)
 	p.runInline(task)
 	return nil
@@ -254,7 +267,6 @@ func (p *Pool) TrySubmit(task func(ctx context.Context)) error {
 	}
 	select {
 	case p.tasks <- p.newItem(task):
-		p.submitted.Add(1)
 		p.senders.Add(-1)
 		return nil
 	default:
@@ -314,9 +326,7 @@ func (p *Pool) Done() <-chan struct{} { return p.done }
 func (p *Pool) Stats() Stats {
 	s := Stats{
 		Workers:    int64(len(p.slots)),
-		QueueDepth: int64(len(p.tasks)),
 		QueueCap:   int64(cap(p.tasks)),
-		Submitted:  p.submitted.Load(),
 		Rejected:   p.rejected.Load(),
 		CallerRuns: p.callerRuns.Load(),
 		Completed:  p.inlineDone.Load(),
@@ -324,10 +334,15 @@ func (p *Pool) Stats() Stats {
 	}
 	for i := range p.slots {
 		sl := &p.slots[i]
-		s.Busy += sl.busy.Load()
-		s.Completed += sl.completed.Load()
+		seq := sl.seq.Load()
+		s.Busy += seq & 1
+		s.Completed += seq / 2
 		s.Panics += sl.panics.Load()
 	}
+	s.QueueDepth = int64(len(p.tasks))
+	// Read last, so a task moving from queue to worker between the reads is
+	// more likely counted twice than lost; at rest the sum is exact.
+	s.Submitted = s.Completed + s.Busy + s.QueueDepth
 	return s
 }
 
@@ -340,8 +355,7 @@ func (p *Pool) work(sl *slot) {
 			// A task called runtime.Goexit (t.FailNow does): that ends this
 			// goroutine whatever we do, so hand the slot to a replacement
 			// rather than silently losing a worker.
-			sl.completed.Add(1)
-			sl.busy.Store(0)
+			sl.seq.Add(1)
 			go p.work(sl)
 			return
 		}
@@ -350,16 +364,17 @@ func (p *Pool) work(sl *slot) {
 			close(p.done)
 		}
 	}()
+	seq := sl.seq.Load() // non-zero when replacing a worker lost to Goexit
 	for it := range p.tasks {
 		if p.onWait != nil {
 			p.onWait(time.Duration(int64(time.Since(p.epoch)) - it.enq))
 		}
-		sl.busy.Store(1)
+		sl.seq.Store(seq + 1)
 		if p.call(it.fn) {
 			sl.panics.Add(1)
 		}
-		sl.completed.Add(1)
-		sl.busy.Store(0)
+		seq += 2
+		sl.seq.Store(seq)
 	}
 	finished = true
 }
