@@ -67,9 +67,9 @@ func MemberSet(set, n int) []string {
 }
 
 // Summary describes one quantity over the member sets: mean, median, 95th
-// percentile (nearest rank) and maximum.
+// percentile (nearest rank), minimum and maximum.
 type Summary struct {
-	Mean, Median, P95, Max float64
+	Mean, Median, P95, Min, Max float64
 }
 
 func summarize(xs []float64) Summary {
@@ -87,6 +87,7 @@ func summarize(xs []float64) Summary {
 		Mean:   sum / float64(len(s)),
 		Median: median(s),
 		P95:    s[rank],
+		Min:    s[0],
 		Max:    s[len(s)-1],
 	}
 }
