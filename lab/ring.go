@@ -266,4 +266,3 @@ func ringLookups(ctx context.Context, p plan) ([]Measurement, error) {
 	}
 	return out, nil
 }
-
