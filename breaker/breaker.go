@@ -12,8 +12,8 @@ import (
 // open, or half-open with all its probes in flight.
 var ErrOpen = errors.New("breaker: open")
 
-// baselineWeight is the EWMA weight of a new healthy window's P95: about the
-// last five windows (seconds, by default) make the baseline.
+// baselineWeight is the EWMA weight of a new healthy bucket's P95: about the
+// last five buckets (seconds, by default) make the baseline.
 const baselineWeight = 0.2
 
 // Breaker is a circuit breaker that decides from two signals at once — the
@@ -31,6 +31,8 @@ type Breaker struct {
 
 	bucketNanos int64
 	evalNanos   int64
+	slow        time.Duration // successes at least this slow always read the clock
+	classify    Classifier    // nil: DefaultClassify, called directly
 
 	// Lock-free state read by the hot path.
 	state         atomic.Uint32
@@ -70,8 +72,9 @@ func New(cfg Config, opts ...Option) *Breaker {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	classify := cfg.Classify
 	cfg = cfg.withDefaults()
-	b := &Breaker{cfg: cfg, clock: o.clock, random: o.random}
+	b := &Breaker{cfg: cfg, clock: o.clock, random: o.random, classify: classify}
 	if b.random == nil {
 		b.random = defaultRandom
 	}
@@ -85,6 +88,10 @@ func New(cfg Config, opts ...Option) *Breaker {
 	// 50ms with the default 1s buckets, and a merge (~400 loads) that
 	// often costs nothing measurable.
 	b.evalNanos = max(b.bucketNanos/20, 1)
+	b.slow = cfg.LatencyFloor / 2
+	if cfg.LatencyCeiling > 0 {
+		b.slow = min(cfg.LatencyFloor, cfg.LatencyCeiling) / 2
+	}
 	b.slots = make([]slot, cfg.Buckets)
 	b.resetWindowLocked(b.now())
 	return b
@@ -184,7 +191,11 @@ func (t Ticket) Done(err error, latency time.Duration) {
 	if t.b == nil {
 		return
 	}
-	t.Record(t.b.cfg.Classify(err, latency), latency)
+	if t.b.classify == nil {
+		t.Record(DefaultClassify(err, latency), latency)
+		return
+	}
+	t.Record(t.b.classify(err, latency), latency)
 }
 
 // Record reports the outcome of the call when the caller has classified it
@@ -202,25 +213,44 @@ func (t Ticket) Record(o Outcome, latency time.Duration) {
 	}
 }
 
-// record is the closed-state hot path: a few atomic adds on the current
-// bucket, and a lock only when a bucket ends, an evaluation is due or the run
-// of failures reaches its limit.
+// record is the closed-state hot path. A fast success costs one atomic add
+// on the current bucket's histogram and, one time in sampleEvery, a clock
+// read: on a VM the clock (~50ns) costs more than the rest of the path, and a
+// fast success carries no news that cannot wait for the next sample. Calls
+// that do carry news — failures, and successes slower than half the latency
+// floor — always read the clock, so rotation, evaluation and the
+// consecutive-failure rule see them at once.
 func (b *Breaker) record(o Outcome, latency time.Duration) {
-	now := b.now()
 	s := b.cur.Load()
-	if now >= s.end.Load() {
-		s = b.rotate(now)
-	}
-	s.total.Add(1)
-	s.hist[bucketOf(latency)].Add(1)
+	n := s.hist[bucketOf(latency)].Add(1)
 	if o == Failure {
 		s.fail.Add(1)
-		if n := b.consec.Add(1); b.cfg.ConsecutiveFailures > 0 && n >= uint64(b.cfg.ConsecutiveFailures) {
+		now := b.now()
+		if c := b.consec.Add(1); b.cfg.ConsecutiveFailures > 0 && c >= uint64(b.cfg.ConsecutiveFailures) {
 			b.trip(now, ReasonConsecutiveFailures)
 			return
 		}
-	} else if b.consec.Load() != 0 {
+		b.tick(s, now)
+		return
+	}
+	if b.consec.Load() != 0 {
 		b.consec.Store(0) // only when needed: a store dirties a shared line
+	}
+	if n%sampleEvery != 0 && latency < b.slow {
+		return
+	}
+	b.tick(s, b.now())
+}
+
+// sampleEvery is how often (in calls landing in the same histogram bucket) a
+// fast success reads the clock. A power of two.
+const sampleEvery = 8
+
+// tick rotates the window when the current bucket has ended and evaluates it
+// when an evaluation is due.
+func (b *Breaker) tick(s *slot, now int64) {
+	if now >= s.end.Load() {
+		b.rotate(now)
 	}
 	if next := b.nextEval.Load(); now >= next && b.nextEval.CompareAndSwap(next, now+b.evalNanos) {
 		b.evaluate(now)
@@ -245,28 +275,41 @@ func (b *Breaker) rotateLocked(now int64) *slot {
 	ns.reset(ep, (ep+1)*b.bucketNanos)
 	b.cur.Store(ns)
 	b.past.reset()
+	var last *slot // the bucket just before ns, if it is in the window
 	for i := range b.slots {
 		if o := &b.slots[i]; o != ns && o.epoch > ep-n && o.epoch < ep {
 			b.past.add(o)
+			if o.epoch == ep-1 {
+				last = o
+			}
 		}
 	}
 	if State(b.state.Load()) == Closed {
-		b.learnLocked()
+		b.learnLocked(last)
 	}
 	return ns
 }
 
-// learnLocked feeds the baseline with the P95 of the full buckets of the
-// window, if that window was healthy: enough volume, an error rate well below
-// the trip point, and a P95 under the current threshold. A degraded window
-// never teaches the breaker that degraded is normal.
-func (b *Breaker) learnLocked() {
-	p := &b.past
-	if p.total < uint64(b.cfg.MinVolume) || float64(p.fail) >= float64(p.total)*b.cfg.ErrorRate/2 {
+// learnLocked feeds the baseline with the P95 of the bucket that just ended,
+// if that bucket was healthy: enough calls (a tenth of MinVolume per bucket,
+// at least 10), an error rate under half the trip point, and a P95 under the
+// current threshold. Whole buckets, not the sliding window, are the samples,
+// so that each second counts once and a degraded second is refused on its
+// own merits instead of being diluted by nine healthy ones: a degraded
+// dependency never teaches the breaker that degraded is normal.
+func (b *Breaker) learnLocked(last *slot) {
+	if last == nil {
 		return
 	}
-	p95 := p.quantile(0.95)
-	if th := b.thresholdLocked(); th > 0 && p95 >= th {
+	c := &b.scratch
+	c.reset()
+	c.add(last)
+	minVol := max(uint64(b.cfg.MinVolume/b.cfg.Buckets), 10)
+	if c.total < minVol || float64(c.fail) >= float64(c.total)*b.cfg.ErrorRate/2 {
+		return
+	}
+	p95 := c.quantile(0.95)
+	if p95 >= b.thresholdLocked() {
 		return
 	}
 	if b.baseline == 0 {

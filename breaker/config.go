@@ -31,8 +31,8 @@ type Config struct {
 	//
 	//	min(LatencyCeiling, max(LatencyFloor, LatencyMultiplier × baseline))
 	//
-	// where baseline is an EWMA of the P95 of healthy windows that the breaker
-	// learns by itself while closed. The floor (default 50ms) keeps a fast
+	// where baseline is an EWMA of the P95 of healthy buckets (low error rate,
+	// P95 under the threshold) that the breaker learns by itself while closed. The floor (default 50ms) keeps a fast
 	// dependency from tripping on noise (3 × 1ms is not an outage) and is the
 	// threshold until a baseline is learned. The multiplier defaults to 3. The
 	// ceiling (default 0: none) bounds a baseline that crept up slowly.

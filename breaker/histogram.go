@@ -59,22 +59,18 @@ func (c *counts) reset() { *c = counts{} }
 
 // add adds a live slot into c with atomic loads.
 func (c *counts) add(s *slot) {
-	c.total += s.total.Load()
 	c.fail += s.fail.Load()
 	for i := range s.hist {
-		c.hist[i] += s.hist[i].Load()
+		h := s.hist[i].Load()
+		c.hist[i] += h
+		c.total += h
 	}
 }
 
 // quantile returns the q-quantile (0<q≤1) as the midpoint of the bucket that
-// holds it, or 0 for an empty tally. The bucket counts, not total, are the
-// population: they are loaded separately from total and may differ by the
-// calls in flight during the merge.
+// holds it, or 0 for an empty tally.
 func (c *counts) quantile(q float64) time.Duration {
-	var n uint64
-	for _, h := range c.hist {
-		n += h
-	}
+	n := c.total
 	if n == 0 {
 		return 0
 	}
@@ -95,17 +91,17 @@ func (c *counts) quantile(q float64) time.Duration {
 }
 
 // slot is one bucket of the rolling window: the calls that finished during
-// one bucket period. The hot path touches only its atomic counters.
+// one bucket period. The hot path touches only its atomic counters. There is
+// no total counter: the histogram's sum is the volume, and one atomic add per
+// call is cheaper than two.
 type slot struct {
 	end   atomic.Int64 // end of the period, in breaker nanos; read lock-free
 	epoch int64        // period number; guarded by Breaker.mu
-	total atomic.Uint64
 	fail  atomic.Uint64
 	hist  [numBuckets]atomic.Uint64
 }
 
 func (s *slot) reset(epoch, end int64) {
-	s.total.Store(0)
 	s.fail.Store(0)
 	for i := range s.hist {
 		s.hist[i].Store(0)

@@ -1,0 +1,43 @@
+package breaker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/breaker"
+)
+
+// BenchmarkClosed is the closed-state hot path: Allow then Done with a
+// success. It must report 0 allocs/op.
+func BenchmarkClosed(b *testing.B) {
+	br := breaker.New(breaker.Config{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t, err := br.Allow()
+			if err != nil {
+				b.Fatal(err)
+			}
+			t.Done(nil, 5*time.Millisecond)
+		}
+	})
+}
+
+// BenchmarkOpen is the rejection path of an open breaker, which sees the
+// full call rate during an outage.
+func BenchmarkOpen(b *testing.B) {
+	br := breaker.New(breaker.Config{ConsecutiveFailures: 1, MinOpen: time.Hour})
+	t, _ := br.Allow()
+	t.Record(breaker.Failure, time.Millisecond)
+	if br.State() != breaker.Open {
+		b.Fatal("breaker did not open")
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := br.Allow(); err == nil {
+				b.Fatal("open breaker admitted a call")
+			}
+		}
+	})
+}
