@@ -27,6 +27,8 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 		members, vnodes int
 	}{
 		{1, 1}, {2, 1}, {3, 7}, {3, 160}, {10, 2048}, {40, 100},
+		{1000, 8}, // 10-bit owners, 10 split bits: the slow path is common
+		{3000, 2}, // owners too wide to split: zero-or-many buckets only
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("members=%d/vnodes=%d", tt.members, tt.vnodes), func(t *testing.T) {
@@ -75,7 +77,7 @@ func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 		}
 		found = true
 		p := s.hashes[s.starts[b]]
-		low := uint64(1)<<(64-s.bits-splitBits) - 1 // bits below the split bits
+		low := uint64(1)<<(64-s.bits-s.splitBits) - 1 // bits below the split bits
 		for _, h := range []uint64{p &^ low, p | low, p, p - 1, p + 1} {
 			if got, want := s.owner(h), refOwner(s, h); got != want {
 				t.Fatalf("owner(%#x) near point %#x = %d, want %d", h, p, got, want)

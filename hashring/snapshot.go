@@ -23,32 +23,33 @@ func pointHash(buf []byte, name string, i int) (uint64, []byte) {
 	return xxhash.Sum64(buf), buf
 }
 
-// The index has one uint64 entry per bucket; its top two bits say how the
+// The index has one uint32 entry per bucket; its top two bits say how the
 // bucket resolves. Most buckets hold zero or one ring point (the index has at
 // least as many buckets as points), and both cases resolve from the entry
-// alone, in one memory access, without touching the sorted points.
+// alone, in one memory access, without touching the sorted points. Four bytes
+// an entry keep the index of a 100-member ring at 1 MiB, near the cache.
 const (
-	// kindScan: the low 32 bits are the position of the first point >= the
+	// kindScan: the low 30 bits are the position of the first point >= the
 	// bucket's start; a short scan of the sorted points finds the successor.
 	kindScan = 0
 	// kindOwner: no point lies in the bucket, so one member owns all of it;
-	// the low 32 bits are that member.
+	// the low 30 bits are that member.
 	kindOwner = 1
-	// kindSplit: exactly one point lies in the bucket. Bits 46..61 are its
-	// owner (hashes up to the point), bits 30..45 the owner after it, bits
-	// 0..29 the 30 hash bits below the bucket prefix of the point. A key whose
-	// 30 bits equal the point's (one in 2^30) takes the exact slow path.
+	// kindSplit: exactly one point lies in the bucket. From the top: the
+	// point's owner (hashes up to the point) and the owner after it, ownerBits
+	// each, then splitBits hash bits of the point taken just below the bucket
+	// prefix. A key with the same split bits as the point (one in 2^splitBits)
+	// takes the exact slow path.
 	kindSplit = 2
 
-	kindShift  = 62
-	splitBits  = 30
-	ownerMask  = 1<<16 - 1
-	splitMask  = 1<<splitBits - 1
-	maxSplitOw = 1 << 16 // kindSplit packs owners in 16 bits
+	kindShift  = 30
+	payload    = 1<<kindShift - 1
+	minSplit   = 8  // fewer split bits would send too many keys to the slow path
+	maxPayload = 30 // bits for two owners and the split bits
 )
 
-// maxIndexBits bounds the index at 2^22 entries (32 MiB); rings past ~4M
-// points scan a few points per lookup instead.
+// maxIndexBits bounds the index at 2^22 entries (16 MiB); rings past ~4M
+// points scan a few points per lookup instead. Positions must fit in 30 bits.
 const maxIndexBits = 22
 
 // snapshot is one immutable ring. Readers load it through an atomic pointer and
@@ -61,12 +62,14 @@ type snapshot struct {
 	// index[b] resolves hashes with h>>shift == b (see kindScan…). Every kind
 	// gives exactly the sorted-ring answer, so the index only accelerates and
 	// never changes placement.
-	index []uint64
+	index []uint32
 	// starts[b] is the position of the first point >= bucket b's start (len
 	// when none), for walks that need a position and not only an owner.
-	starts []uint32
-	bits   uint // log2(len(index))
-	shift  uint // 64 - bits
+	starts    []uint32
+	bits      uint // log2(len(index))
+	shift     uint // 64 - bits
+	ownerBits uint // width of an owner in a kindSplit entry; 0: no kindSplit
+	splitBits uint // 30 - 2*ownerBits
 }
 
 type point struct {
@@ -122,7 +125,10 @@ func (s *snapshot) buildIndex() {
 	}
 	k := min(max(bits.Len(uint(n-1)), 1), maxIndexBits)
 	s.bits, s.shift = uint(k), uint(64-k)
-	s.index = make([]uint64, 1<<k)
+	if ob := max(bits.Len(uint(len(s.names)-1)), 1); maxPayload-2*ob >= minSplit {
+		s.ownerBits, s.splitBits = uint(ob), uint(maxPayload-2*ob)
+	}
+	s.index = make([]uint32, 1<<k)
 	s.starts = make([]uint32, 1<<k)
 	j := 0
 	for b := range s.index {
@@ -138,13 +144,13 @@ func (s *snapshot) buildIndex() {
 		}
 		switch {
 		case e == j:
-			s.index[b] = kindOwner<<kindShift | uint64(s.owners[s.wrap(j)])
-		case e == j+1 && len(s.names) <= maxSplitOw:
-			split := (s.hashes[j] << s.bits) >> (64 - splitBits)
+			s.index[b] = kindOwner<<kindShift | s.owners[s.wrap(j)]
+		case e == j+1 && s.ownerBits > 0:
+			split := uint32((s.hashes[j] << s.bits) >> (64 - s.splitBits))
 			s.index[b] = kindSplit<<kindShift |
-				uint64(s.owners[j])<<46 | uint64(s.owners[s.wrap(e)])<<splitBits | split
+				s.owners[j]<<(s.splitBits+s.ownerBits) | s.owners[s.wrap(e)]<<s.splitBits | split
 		default:
-			s.index[b] = kindScan<<kindShift | uint64(j)
+			s.index[b] = kindScan<<kindShift | uint32(j)
 		}
 	}
 }
@@ -162,19 +168,19 @@ func (s *snapshot) owner(h uint64) uint32 {
 	e := s.index[h>>s.shift]
 	switch e >> kindShift {
 	case kindOwner:
-		return uint32(e)
+		return e & payload
 	case kindSplit:
-		kb := (h << s.bits) >> (64 - splitBits)
-		split := e & splitMask
+		kb := uint32((h << s.bits) >> (64 - s.splitBits))
+		split := e & (1<<s.splitBits - 1)
 		if kb < split {
-			return uint32(e>>46) & ownerMask
+			return (e & payload) >> (s.splitBits + s.ownerBits)
 		}
 		if kb > split {
-			return uint32(e>>splitBits) & ownerMask
+			return (e >> s.splitBits) & (1<<s.ownerBits - 1)
 		}
 		return s.owners[s.position(h)]
 	}
-	return s.owners[s.scan(int(uint32(e)), h)]
+	return s.owners[s.scan(int(e&payload), h)]
 }
 
 // position returns the ring position of the first point >= h, wrapping; walks
