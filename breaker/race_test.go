@@ -34,7 +34,8 @@ func TestConcurrentFlipping(t *testing.T) {
 		},
 	})
 
-	const workers, calls = 8, 3000
+	const workers, runFor = 8, 200 * time.Millisecond
+	begin := time.Now()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
@@ -55,13 +56,15 @@ func TestConcurrentFlipping(t *testing.T) {
 		workersWG.Add(1)
 		go func() {
 			defer workersWG.Done()
-			for i := range calls {
+			for i := 0; time.Since(begin) < runFor; i++ {
 				tk, err := b.Allow()
 				if err != nil {
+					time.Sleep(20 * time.Microsecond)
 					continue
 				}
 				var cerr error
-				if (i/300+w)%2 == 0 { // each worker alternates failing and healthy phases
+				// Workers alternate failing and healthy phases of 10ms.
+				if (int(time.Since(begin)/(10*time.Millisecond))+w)%2 == 0 && i%4 != 0 {
 					cerr = errBoom
 				}
 				if i%50 == 0 {

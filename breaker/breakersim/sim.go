@@ -34,6 +34,12 @@ type Adapter interface {
 	Allow() (done func(err error, latency time.Duration), ok bool)
 }
 
+// Closer is implemented by adapters that hold resources (a ticker goroutine,
+// say); Run calls Close when the run is over.
+type Closer interface {
+	Close()
+}
+
 // Factory builds a fresh breaker for one run, reading time from clock. A
 // breaker that cannot take a clock reads the real one and can only be run in
 // RealTime mode.
@@ -190,6 +196,9 @@ func Run(sc Scenario, f Factory, mode Mode) Result {
 		clock = realClock{}
 	}
 	a := f(clock)
+	if c, ok := a.(Closer); ok {
+		defer c.Close()
+	}
 	advance := func(t time.Duration) {
 		if vc != nil {
 			vc.Set(t)
