@@ -1,0 +1,51 @@
+package chaos_test
+
+import (
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/orderflow/orderflow/chaos"
+)
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkMiddleware measures what the middleware adds to a request when
+// chaos is off (the production default) and when a fault is configured for
+// the other side only, against the bare handler.
+func BenchmarkMiddleware(b *testing.B) {
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	req, _ := http.NewRequest(http.MethodGet, "/v1/orders", nil)
+	for _, bc := range []struct {
+		name     string
+		settings *chaos.Settings
+	}{
+		{"bare", nil},
+		{"off", &chaos.Settings{}},
+		{"client-only-fault", &chaos.Settings{Error: &chaos.ErrorFault{Status: 503, Probability: 1, Scope: chaos.Scope{Sides: []chaos.Side{chaos.Client}}}}},
+		{"server-p0.01-miss-path", &chaos.Settings{Error: &chaos.ErrorFault{Status: 503, Probability: 0.01, Scope: chaos.Scope{PathPrefix: "/v1/risk/"}}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var h http.Handler = noop
+			if bc.settings != nil {
+				inj := chaos.New(chaos.Config{Logger: slog.New(slog.DiscardHandler)})
+				defer inj.Close()
+				if err := inj.Set(*bc.settings); err != nil {
+					b.Fatal(err)
+				}
+				h = inj.Middleware(noop)
+			}
+			w := &discardWriter{h: make(http.Header)}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					h.ServeHTTP(w, req)
+				}
+			})
+		})
+	}
+}
