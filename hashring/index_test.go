@@ -88,3 +88,31 @@ func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 		t.Fatal("no split bucket in the test ring")
 	}
 }
+
+// FuzzOwnerMatchesSortedRing feeds arbitrary hashes, and arbitrary members,
+// to the index and compares with a binary search of the sorted ring.
+func FuzzOwnerMatchesSortedRing(f *testing.F) {
+	f.Add(uint64(0), "a", uint8(3), uint8(1))
+	f.Add(uint64(math.MaxUint64), "10.0.0.1:8080", uint8(10), uint8(50))
+	f.Add(uint64(0x3baf4120aa43a0ad), "node", uint8(1), uint8(200))
+	f.Fuzz(func(t *testing.T, h uint64, prefix string, members, vnodes uint8) {
+		if prefix == "" || members == 0 || vnodes == 0 {
+			return
+		}
+		ms := make([]Member, members)
+		for i := range ms {
+			ms[i] = Member{Name: fmt.Sprintf("%s-%d", prefix, i)}
+		}
+		ms, err := normalize(ms)
+		if err != nil {
+			return // e.g. a prefix that makes names collide
+		}
+		s := build(ms, int(vnodes))
+		if got, want := s.owner(h), refOwner(s, h); got != want {
+			t.Fatalf("owner(%#x) = %d, want %d", h, got, want)
+		}
+		if got, want := s.owners[s.position(h)], refOwner(s, h); got != want {
+			t.Fatalf("owners[position(%#x)] = %d, want %d", h, got, want)
+		}
+	})
+}
