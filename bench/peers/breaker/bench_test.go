@@ -1,0 +1,104 @@
+package breakerpeers_test
+
+import (
+	"testing"
+	"time"
+
+	kitex "github.com/bytedance/gopkg/cloud/circuitbreaker"
+	"github.com/sony/gobreaker/v2"
+	gozero "github.com/zeromicro/go-zero/core/breaker"
+
+	breakerpeers "github.com/orderflow/orderflow/bench/peers/breaker"
+	"github.com/orderflow/orderflow/breaker"
+)
+
+// BenchmarkClosed measures the closed-state cost of one call — ask, then
+// report a success — for each breaker, from b.RunParallel goroutines (run
+// with -cpu 1,2). Each uses its cheapest API for the job.
+func BenchmarkClosed(b *testing.B) {
+	b.Run("impl=orderflow", func(b *testing.B) {
+		br := breaker.New(breaker.Config{})
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				t, err := br.Allow()
+				if err != nil {
+					b.Fatal(err)
+				}
+				t.Done(nil, 5*time.Millisecond)
+			}
+		})
+	})
+	b.Run("impl=gobreaker", func(b *testing.B) {
+		cb := gobreaker.NewCircuitBreaker[struct{}](breakerpeers.GoBreakerSettings())
+		ok := func() (struct{}, error) { return struct{}{}, nil }
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := cb.Execute(ok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("impl=gobreaker-twostep", func(b *testing.B) {
+		cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](breakerpeers.GoBreakerSettings())
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				done, err := cb.Allow()
+				if err != nil {
+					b.Fatal(err)
+				}
+				done(nil)
+			}
+		})
+	})
+	b.Run("impl=kitex", func(b *testing.B) {
+		p, err := kitex.NewPanel(nil, breakerpeers.KitexOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !p.IsAllowed(breakerpeers.KitexKey) {
+					b.Fatal("rejected")
+				}
+				p.Succeed(breakerpeers.KitexKey)
+			}
+		})
+	})
+	b.Run("impl=kitex-shardp", func(b *testing.B) {
+		o := breakerpeers.KitexOptions()
+		o.EnableShardP = true
+		p, err := kitex.NewPanel(nil, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !p.IsAllowed(breakerpeers.KitexKey) {
+					b.Fatal("rejected")
+				}
+				p.Succeed(breakerpeers.KitexKey)
+			}
+		})
+	})
+	b.Run("impl=go-zero", func(b *testing.B) {
+		br := gozero.NewBreaker()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				p, err := br.Allow()
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.Accept()
+			}
+		})
+	})
+}
