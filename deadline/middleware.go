@@ -81,9 +81,13 @@ func Middleware(own time.Duration, opts Options) func(http.Handler) http.Handler
 			}
 			ctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
-			tw := &timeoutWriter{w: w, r: r, ctx: ctx, onExpired: onExpired}
-			stop := context.AfterFunc(ctx, tw.expire)
-			defer stop()
+			dl, _ := ctx.Deadline()
+			tw := &timeoutWriter{w: w, r: r, ctx: ctx, deadline: dl, onExpired: onExpired}
+			// A plain timer rather than context.AfterFunc: the latter also
+			// registers a child in the parent context, which costs a map
+			// per request for a cancellation we do not need to act on.
+			timer := time.AfterFunc(time.Until(dl), tw.expire)
+			defer timer.Stop()
 			next.ServeHTTP(tw, r.WithContext(ctx))
 			tw.finish()
 		})
@@ -100,6 +104,7 @@ type timeoutWriter struct {
 	w         http.ResponseWriter
 	r         *http.Request // the original request, for onExpired
 	ctx       context.Context
+	deadline  time.Time
 	onExpired func(http.ResponseWriter, *http.Request)
 
 	mu        sync.Mutex
@@ -136,6 +141,10 @@ func (tw *timeoutWriter) commit() bool {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
 	if tw.expired {
+		return false
+	}
+	if tw.pastDeadline() {
+		tw.answer()
 		return false
 	}
 	tw.mergeHeader()
@@ -184,16 +193,23 @@ func (tw *timeoutWriter) Flush() {
 // Hijacking through it bypasses the timeout and is the caller's business.
 func (tw *timeoutWriter) Unwrap() http.ResponseWriter { return tw.w }
 
-// expire runs on the context's AfterFunc goroutine when the deadline passes.
+// expire runs on the timer's goroutine when the deadline passes.
 func (tw *timeoutWriter) expire() {
 	tw.mu.Lock()
 	defer tw.mu.Unlock()
-	if tw.done || tw.committed || tw.expired || tw.ctx.Err() != context.DeadlineExceeded {
-		// A cancelled (not expired) context means the client went away:
-		// there is nobody to answer.
+	if tw.done || tw.committed || tw.expired || tw.r.Context().Err() != nil {
+		// An ended request context means the client went away: there is
+		// nobody to answer.
 		return
 	}
 	tw.answer()
+}
+
+// pastDeadline decides by the clock, not only by ctx.Err(): the context's
+// timer may not have fired yet although the time is up, and a handler that
+// watched the clock must not turn into an empty 200.
+func (tw *timeoutWriter) pastDeadline() bool {
+	return tw.ctx.Err() == context.DeadlineExceeded || !time.Now().Before(tw.deadline)
 }
 
 // answer writes the 504 and pushes it out now: the handler may still be
@@ -212,9 +228,9 @@ func (tw *timeoutWriter) finish() {
 	if tw.committed || tw.expired {
 		return
 	}
-	if tw.ctx.Err() == context.DeadlineExceeded {
-		// The handler saw the deadline and returned without a word (or the
-		// timer has not run yet): answer for it.
+	if tw.pastDeadline() {
+		// The handler saw the deadline and returned without a word: answer
+		// for it.
 		tw.answer()
 		return
 	}

@@ -152,7 +152,7 @@ func TestMiddlewareRunsOut(t *testing.T) {
 				apiExpired(w, r)
 				close(answered)
 			}
-			srv := httptest.NewServer(deadline.Middleware(20*time.Millisecond, deadline.Options{OnExpired: onExpired})(tt.handler(answered, t)))
+			srv := httptest.NewServer(deadline.Middleware(200*time.Millisecond, deadline.Options{OnExpired: onExpired})(tt.handler(answered, t)))
 			defer srv.Close()
 			resp, err := srv.Client().Get(srv.URL)
 			if err != nil {

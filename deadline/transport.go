@@ -59,6 +59,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if out.Header == nil {
 		out.Header = make(http.Header, 1)
 	}
-	out.Header.Set(Header, FormatHeader(left))
+	out.Header[Header] = []string{FormatHeader(left)} // Header is canonical already
 	return base.RoundTrip(out)
 }

@@ -27,7 +27,7 @@ func TestTransport(t *testing.T) {
 		{"BelowDefaultFloor", 3 * time.Millisecond, 0, false, 0},
 		{"BelowCustomFloor", 300 * time.Millisecond, time.Second, false, 0},
 		{"AlreadyExpired", -time.Second, 0, false, 0},
-		{"NegativeFloorStillCalls", 3 * time.Millisecond, -1, true, 3},
+		{"NegativeFloorMeansNoFloor", time.Second, -1, true, 1000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
