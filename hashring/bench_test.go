@@ -91,3 +91,21 @@ func BenchmarkHash(b *testing.B) {
 	}
 	_ = sink
 }
+
+// BenchmarkAddRemove is the cost of one membership change on a live ring:
+// one Add and one Remove per iteration, each merging into the previous
+// snapshot instead of rebuilding it.
+func BenchmarkAddRemove(b *testing.B) {
+	for _, members := range []int{10, 100} {
+		b.Run(fmt.Sprintf("members=%d/vnodes=%d", members, hashring.DefaultVirtualNodes), func(b *testing.B) {
+			r := benchRing(b, members, hashring.DefaultVirtualNodes)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := r.Add(hashring.Member{Name: "newcomer"}); err != nil {
+					b.Fatal(err)
+				}
+				r.Remove("newcomer")
+			}
+		})
+	}
+}

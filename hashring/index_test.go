@@ -40,7 +40,7 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := build(ms, tt.vnodes)
+			s := build(nil, ms, tt.vnodes)
 			probes := []uint64{0, 1, math.MaxUint64, math.MaxUint64 - 1}
 			for _, h := range s.hashes {
 				probes = append(probes, h-1, h, h+1)
@@ -69,7 +69,7 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 // hashes that share the point's 30 split bits, on both sides of it.
 func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 	ms, _ := normalize([]Member{{Name: "a"}, {Name: "b"}, {Name: "c"}})
-	s := build(ms, 50)
+	s := build(nil, ms, 50)
 	found := false
 	for b, e := range s.index {
 		if e>>kindShift != kindSplit {
@@ -107,7 +107,7 @@ func FuzzOwnerMatchesSortedRing(f *testing.F) {
 		if err != nil {
 			return // e.g. a prefix that makes names collide
 		}
-		s := build(ms, int(vnodes))
+		s := build(nil, ms, int(vnodes))
 		if got, want := s.owner(h), refOwner(s, h); got != want {
 			t.Fatalf("owner(%#x) = %d, want %d", h, got, want)
 		}
@@ -115,4 +115,31 @@ func FuzzOwnerMatchesSortedRing(f *testing.F) {
 			t.Fatalf("owners[position(%#x)] = %d, want %d", h, got, want)
 		}
 	})
+}
+
+// TestIncrementalBuildEqualsFreshBuild: snapshots built by merging with the
+// previous one are identical to snapshots built from scratch.
+func TestIncrementalBuildEqualsFreshBuild(t *testing.T) {
+	r, err := New(nil, WithVirtualNodes(40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for step := range 200 {
+		name := fmt.Sprintf("m%d", rng.IntN(12))
+		switch rng.IntN(3) {
+		case 0, 1:
+			if err := r.Add(Member{Name: name, Weight: 1 + rng.IntN(3)}); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			r.Remove(name)
+		}
+		got := r.load()
+		want := build(nil, got.members, 40)
+		if !slices.Equal(got.hashes, want.hashes) || !slices.Equal(got.owners, want.owners) ||
+			!slices.Equal(got.index, want.index) || !slices.Equal(got.starts, want.starts) {
+			t.Fatalf("step %d: incremental snapshot differs from a fresh build of %v", step, got.members)
+		}
+	}
 }

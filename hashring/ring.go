@@ -92,7 +92,7 @@ func (r *Ring) Set(members []Member) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.snap.Store(build(ms, r.vnodes))
+	r.snap.Store(build(r.snap.Load(), ms, r.vnodes))
 	return nil
 }
 
@@ -110,7 +110,7 @@ func (r *Ring) Add(m Member) error {
 	if err != nil {
 		return err
 	}
-	r.snap.Store(build(ms, r.vnodes))
+	r.snap.Store(build(r.snap.Load(), ms, r.vnodes))
 	return nil
 }
 
@@ -124,7 +124,7 @@ func (r *Ring) Remove(name string) bool {
 		return false
 	}
 	ms := slices.Delete(slices.Clone(s.members), i, i+1)
-	r.snap.Store(build(ms, r.vnodes))
+	r.snap.Store(build(s, ms, r.vnodes))
 	return true
 }
 

@@ -78,41 +78,86 @@ type point struct {
 }
 
 // build makes the snapshot for members (already validated, sorted by name).
-func build(members []Member, vnodes int) *snapshot {
+// Points of members that prev already holds with the same weight are reused
+// rather than rehashed and resorted, so adding or removing one member of a
+// large ring costs a merge, not a rebuild. prev may be nil.
+func build(prev *snapshot, members []Member, vnodes int) *snapshot {
 	s := &snapshot{members: members, names: make([]string, len(members))}
-	total := 0
 	for i, m := range members {
 		s.names[i] = m.Name
-		total += vnodes * m.Weight
 	}
-	pts := make([]point, 0, total)
+	// remap[o] is the new owner index of prev's member o, or -1 if its points
+	// cannot be reused. Owner indexes follow name order in both snapshots, so
+	// prev's point order stays the new order for the points kept.
+	var remap []int32
+	reused := make([]bool, len(members))
+	if prev != nil {
+		remap = make([]int32, len(prev.members))
+		for o, m := range prev.members {
+			remap[o] = -1
+			if i, ok := find(members, m.Name); ok && members[i].Weight == m.Weight {
+				remap[o] = int32(i)
+				reused[i] = true
+			}
+		}
+	}
+	var fresh []point
 	var buf []byte
 	for o, m := range members {
+		if reused[o] {
+			continue
+		}
 		for i := range vnodes * m.Weight {
 			var h uint64
 			h, buf = pointHash(buf, m.Name, i)
-			pts = append(pts, point{h, uint32(o)})
+			fresh = append(fresh, point{h, uint32(o)})
 		}
 	}
-	// Ties (equal 64-bit hashes) are broken by member name (owner indexes follow
-	// name order), so a tie resolves the same way whatever else is on the ring
-	// and no key moves between members that stay.
-	slices.SortFunc(pts, func(a, b point) int {
-		if a.h != b.h {
-			if a.h < b.h {
-				return -1
+	slices.SortFunc(fresh, comparePoints)
+	kept := 0
+	if prev != nil {
+		for _, o := range prev.owners {
+			if remap[o] >= 0 {
+				kept++
 			}
-			return 1
 		}
-		return int(a.owner) - int(b.owner)
-	})
-	s.hashes = make([]uint64, len(pts))
-	s.owners = make([]uint32, len(pts))
-	for j, p := range pts {
-		s.hashes[j], s.owners[j] = p.h, p.owner
+	}
+	s.hashes = make([]uint64, 0, kept+len(fresh))
+	s.owners = make([]uint32, 0, kept+len(fresh))
+	// Merge the kept points (in prev's order) with the fresh ones.
+	f := 0
+	if prev != nil {
+		for j, h := range prev.hashes {
+			o := remap[prev.owners[j]]
+			if o < 0 {
+				continue
+			}
+			p := point{h, uint32(o)}
+			for f < len(fresh) && comparePoints(fresh[f], p) < 0 {
+				s.hashes, s.owners = append(s.hashes, fresh[f].h), append(s.owners, fresh[f].owner)
+				f++
+			}
+			s.hashes, s.owners = append(s.hashes, p.h), append(s.owners, p.owner)
+		}
+	}
+	for _, p := range fresh[f:] {
+		s.hashes, s.owners = append(s.hashes, p.h), append(s.owners, p.owner)
 	}
 	s.buildIndex()
 	return s
+}
+
+// comparePoints orders points by hash, ties by member name (owner indexes
+// follow name order), so a tie resolves the same way whatever else is on the
+// ring and no key moves between members that stay.
+func comparePoints(a, b point) int {
+	switch {
+	case a.h < b.h:
+		return -1
+	case a.h > b.h:
+		return 1
+	}
+	return int(a.owner) - int(b.owner)
 }
 
 // buildIndex sizes the index at the next power of two >= the number of
