@@ -17,7 +17,19 @@
 // The order the project uses is otelhttp (so the span covers everything,
 // injected faults included), then the deadline transport (so the propagated
 // budget is computed just before the request leaves), then chaos (closest to
-// the network, where real faults happen).
+// the network, where real faults happen):
+//
+//	httpclient.New(httpclient.Config{
+//		Name: "callback",
+//		Wrap: []func(http.RoundTripper) http.RoundTripper{
+//			func(rt http.RoundTripper) http.RoundTripper { return otelhttp.NewTransport(rt) },
+//			deadlineTransport, // the deadline package's client transport
+//			injector.Transport, // chaos: a method value fits as is
+//		},
+//	})
+//
+// Bodies of responses that a layer synthesizes (a chaos error) are counted
+// too: the caller must close them like any other.
 package httpclient
 
 import (

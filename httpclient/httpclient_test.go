@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/orderflow/orderflow/chaos"
 	"github.com/orderflow/orderflow/httpclient"
 )
 
@@ -321,5 +323,32 @@ orderflow_http_client_requests_total{client="risk"} 4
 	}
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 8 {
 		t.Errorf("gathered %d series (err %v), want 8", n, err)
+	}
+}
+
+// TestChaosLayer wires the chaos transport the way the services do and
+// checks that a synthesized response is accounted like a real one and never
+// reaches the network.
+func TestChaosLayer(t *testing.T) {
+	srv, accepted := newServer(t, nil)
+	inj := chaos.New(chaos.Config{Logger: slog.New(slog.DiscardHandler)})
+	defer inj.Close()
+	c := httpclient.New(httpclient.Config{Wrap: []func(http.RoundTripper) http.RoundTripper{inj.Transport}})
+	httpclient.CheckBodies(t, c)
+	defer c.CloseIdleConnections()
+
+	if err := inj.Set(chaos.Settings{Error: &chaos.ErrorFault{Status: 503, Probability: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.OpenBodies(); got != 1 {
+		t.Errorf("open bodies = %d, want the synthesized body counted", got)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || accepted.Load() != 0 {
+		t.Errorf("status %d, server accepted %d connections; want 503 and none", resp.StatusCode, accepted.Load())
 	}
 }
