@@ -48,3 +48,29 @@ func BenchmarkMiddleware(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTransport is BenchmarkMiddleware for the client side: a stub base
+// RoundTripper, bare and behind an injector that is off.
+func BenchmarkTransport(b *testing.B) {
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+	stub := roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	req, _ := http.NewRequest(http.MethodGet, "http://order.invalid/v1/risk/callbacks", nil)
+	inj := chaos.New(chaos.Config{Logger: slog.New(slog.DiscardHandler)})
+	defer inj.Close()
+	for _, bc := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"bare", stub},
+		{"off", inj.Transport(stub)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.rt.RoundTrip(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
