@@ -139,10 +139,7 @@ func runTypeAssert(ctx context.Context, opt Options) (Result, error) {
 		Claim: "A type assertion costs about 2.1 ns for `i.(string)` and 3.8 ns for `i.(*bytes.Buffer)`, " +
 			"allocates nothing, and the runtime has no cache for assertions.",
 	}
-	cases := []struct {
-		name string
-		fn   func(int)
-	}{
+	ops := []namedOp{
 		{"loop baseline (load + nil check)", taBaseline},
 		{"i.(string)", taString},
 		{"i.(*bytes.Buffer)", taBuffer},
@@ -151,16 +148,16 @@ func runTypeAssert(ctx context.Context, opt Options) (Result, error) {
 		{"type switch, 4 concrete cases", taSwitchConcrete},
 		{"type switch, 3 interface cases, 8 types", taSwitchIface},
 	}
+	nsM, allocM, _, err := compareOps(ctx, p, ops)
+	if err != nil {
+		return res, err
+	}
 	ns := map[string]float64{}
 	maxAllocs := 0.0
-	for _, c := range cases {
-		m, a, err := repeatOp(ctx, p, c.name, c.fn)
-		if err != nil {
-			return res, err
-		}
-		res.Measurements = append(res.Measurements, m, a)
-		ns[c.name] = m.Median
-		maxAllocs = max(maxAllocs, a.Median)
+	for i, op := range ops {
+		res.Measurements = append(res.Measurements, nsM[i], allocM[i])
+		ns[op.name] = nsM[i].Median
+		maxAllocs = max(maxAllocs, allocM[i].Median)
 	}
 
 	assertCalls, symErr := calledFuncs(taIfaceOne)
