@@ -105,6 +105,38 @@ func boundedMovement(ctx context.Context, from, to, vnodes int, c float64, cfg r
 	return moved, betweenOld, nil
 }
 
+// boundedChurn places cfg.Keys keys with Bounded on members members, then
+// releases half of them in a shuffled order, and returns the keys moved per
+// release (Release moves keys only when the cap drops), per set.
+func boundedChurn(ctx context.Context, members, vnodes int, c float64, cfg ringmeasure.Config) ([]float64, error) {
+	keys := ringmeasure.Keys(cfg.Keys)
+	var out []float64
+	for set := range cfg.Sets {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("lab: ring: %w", err)
+		}
+		moves := 0
+		b, err := hashring.NewBounded(mustRing(ringmeasure.MemberSet(set, members), vnodes),
+			hashring.BoundedConfig{LoadFactor: c, OnMove: func(_, _, _ string) { moves++ }})
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			b.Place(k)
+		}
+		// A fixed stride through the keys is a shuffle that needs no RNG:
+		// 7919 is prime, so it visits every index once.
+		released := 0
+		for i := 0; released < len(keys)/2; i++ {
+			if b.Release(keys[(i*7919+set)%len(keys)]) {
+				released++
+			}
+		}
+		out = append(out, float64(moves)/float64(released))
+	}
+	return out, nil
+}
+
 func runRing(ctx context.Context, opt Options) (Result, error) {
 	res := Result{
 		Name: "ring",
@@ -175,6 +207,10 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 			brep = r
 		}
 	}
+	churn, err := boundedChurn(ctx, 10, 1, hashring.DefaultLoadFactor, cfg)
+	if err != nil {
+		return res, err
+	}
 	for _, b := range rep.Balance {
 		res.Measurements = append(res.Measurements, setMeasurement(
 			fmt.Sprintf("max/avg load, %d members, %d vnodes", b.Members, hashring.DefaultVirtualNodes), "ratio", b.MaxAvg, cfg.Sets))
@@ -189,6 +225,9 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 		Measurement{Name: "keys moved between old members, 10 → 11, 160 vnodes, bounded c=1.25",
 			Median: float64(brep.Movement.BetweenStayers), Unit: "keys", Runs: cfg.Sets},
 		Measurement{Name: "keys moved between old members, 10 → 11", Median: float64(rep.Movement.BetweenStayers), Unit: "keys", Runs: cfg.Sets})
+
+	res.Measurements = append(res.Measurements, setMeasurement(
+		"keys moved per Release, 10 members, 1 vnode (cap binding), bounded c=1.25", "keys", summarizeSets(churn), cfg.Sets))
 
 	lookups, err := ringLookups(ctx, planFor(opt))
 	if err != nil {
