@@ -34,10 +34,10 @@ func TestCPUBurnUsesCPUAndStopsOnClose(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(inj.Collector())
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP orderflow_chaos_cpu_burn_share Share of one core chaos is burning now (0 when off).
-# TYPE orderflow_chaos_cpu_burn_share gauge
-orderflow_chaos_cpu_burn_share 0.3
-`), "orderflow_chaos_cpu_burn_share"); err != nil {
+# HELP orderflow_chaos_cpu_burn_target_ratio Target share of one core that chaos is burning now (0 when off).
+# TYPE orderflow_chaos_cpu_burn_target_ratio gauge
+orderflow_chaos_cpu_burn_target_ratio 0.3
+`), "orderflow_chaos_cpu_burn_target_ratio"); err != nil {
 		t.Error(err)
 	}
 

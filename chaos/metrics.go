@@ -48,12 +48,12 @@ func (inj *Injector) Injected(side Side, kind string) uint64 {
 // error graphs, so an injected incident is never mistaken for a real one.
 //
 //	orderflow_chaos_injected_total{side="server|client",fault="latency|error|drop"}
-//	orderflow_chaos_cpu_burn_share   target share of one core being burned now (0 when off)
+//	orderflow_chaos_cpu_burn_target_ratio  target share of one core being burned now (0 when off)
 func (inj *Injector) Collector() prometheus.Collector {
 	return &collector{
 		inj:      inj,
 		injected: prometheus.NewDesc("orderflow_chaos_injected_total", "Faults injected by chaos, by side and kind.", []string{"side", "fault"}, nil),
-		burn:     prometheus.NewDesc("orderflow_chaos_cpu_burn_share", "Share of one core chaos is burning now (0 when off).", nil, nil),
+		burn:     prometheus.NewDesc("orderflow_chaos_cpu_burn_target_ratio", "Target share of one core that chaos is burning now (0 when off).", nil, nil),
 	}
 }
 
