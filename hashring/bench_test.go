@@ -2,6 +2,7 @@ package hashring_test
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -77,6 +78,7 @@ func BenchmarkBuild(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(retained(b, ms)), "retained-B")
 		})
 	}
 }
@@ -108,4 +110,20 @@ func BenchmarkAddRemove(b *testing.B) {
 			}
 		})
 	}
+}
+
+// retained is the heap a ring of ms keeps alive: what a process pays to hold
+// it, as opposed to the garbage of building it.
+func retained(b *testing.B, ms []hashring.Member) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := hashring.New(ms)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(r)
+	return after.HeapAlloc - before.HeapAlloc
 }

@@ -101,7 +101,13 @@ func build(prev *snapshot, members []Member, vnodes int) *snapshot {
 			}
 		}
 	}
-	var fresh []point
+	nfresh := 0
+	for o, m := range members {
+		if !reused[o] {
+			nfresh += vnodes * m.Weight
+		}
+	}
+	fresh := make([]point, 0, nfresh)
 	var buf []byte
 	for o, m := range members {
 		if reused[o] {
