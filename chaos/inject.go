@@ -15,6 +15,10 @@ import (
 // (panic(http.ErrAbortHandler), which net/http turns into a silent abort; a
 // recovery middleware outside this one must re-panic it). A nil Injector
 // returns next unchanged.
+//
+// Mount it inside the deadline and metrics middleware, so that injected
+// latency is charged to the request's budget and shows in the latency
+// histogram, and injected errors are counted like real ones.
 func (inj *Injector) Middleware(next http.Handler) http.Handler {
 	if inj == nil {
 		return next

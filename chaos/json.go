@@ -9,19 +9,6 @@ import (
 	"time"
 )
 
-// The JSON form, as GET /admin/chaos returns it and PUT accepts it:
-//
-//	{
-//	  "latency": {"fixed": "200ms", "jitter": "50ms", "probability": 0.5,
-//	              "sides": ["server"], "path_prefix": "/v1/orders"},
-//	  "error":   {"status": 503, "probability": 0.1, "sides": ["client"]},
-//	  "cpu":     {"share": 0.3, "duration": "30s"}
-//	}
-//
-// Durations are Go duration strings. An omitted or null section is off; an
-// omitted probability means 1. "until" in "cpu" is output only and ignored on
-// input, so a GET body can be PUT back unchanged.
-
 type latencyJSON struct {
 	Fixed       string  `json:"fixed"`
 	Jitter      string  `json:"jitter"`
@@ -68,10 +55,25 @@ func (s Settings) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// ParseSettings decodes the JSON form strictly and validates it: unknown or
-// duplicate fields, wrong types, trailing data and out-of-range values are
-// all rejected with a *FieldError naming the first offending field in
-// document order (Field "" when the input is not JSON or not an object).
+// ParseSettings decodes the JSON form of Settings, as GET /admin/chaos
+// returns it and PUT accepts it:
+//
+//	{
+//	  "latency": {"fixed": "200ms", "jitter": "50ms", "probability": 0.5,
+//	              "sides": ["server"], "path_prefix": "/v1/orders"},
+//	  "error":   {"status": 503, "probability": 0.1, "sides": ["client"]},
+//	  "cpu":     {"share": 0.3, "duration": "30s"}
+//	}
+//
+// Durations are Go duration strings. An omitted or null section is off; an
+// omitted probability means 1; omitted or empty sides mean both sides;
+// "error" takes either "status" or "drop": true. "until" in "cpu" is output
+// only and ignored on input, so a GET body can be PUT back unchanged.
+//
+// Decoding is strict: unknown or duplicate fields, wrong types, trailing data
+// and out-of-range values are all rejected with a *FieldError naming the
+// first offending field in document order (Field "" when the input is not
+// JSON or not an object).
 func ParseSettings(data []byte) (Settings, error) {
 	if !json.Valid(data) {
 		return Settings{}, fieldErr("", "body is not valid JSON")
