@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/orderflow/orderflow"
+)
+
+// StatusFor maps an error code to its HTTP status: the table of API.md, in
+// one place. An unknown code is 500, like internal.
+func StatusFor(code string) int {
+	switch code {
+	case orderflow.EInvalid:
+		return http.StatusBadRequest
+	case orderflow.EUnauthenticated:
+		return http.StatusUnauthorized
+	case orderflow.ENotFound:
+		return http.StatusNotFound
+	case orderflow.EConflict:
+		return http.StatusConflict
+	case orderflow.EPayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case orderflow.EUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case orderflow.EResourceExhausted:
+		return http.StatusTooManyRequests
+	case orderflow.EUnavailable:
+		return http.StatusServiceUnavailable
+	case orderflow.EDeadlineExceeded:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// ErrorBody is the body of every non-2xx answer (API.md).
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody. Field is always present for
+// invalid_argument ("" when the body as a whole is at fault) and omitted for
+// every other code.
+type ErrorDetail struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Field   *string `json:"field,omitempty"`
+}
+
+// WriteError answers err in the error shape of API.md with the status of its
+// code, adding Retry-After to 429 and 503. Internal errors are answered with a
+// generic message; their detail goes to the log through the instrumenting
+// middleware, which also counts orderflow_errors_total exactly once per error
+// response. Handlers mounted through PublicConfig.Extra use it too.
+func WriteError(w http.ResponseWriter, err error) {
+	code := orderflow.ErrorCode(err)
+	if code == "" {
+		code, err = orderflow.EInternal, errors.New("httpapi: WriteError(nil)")
+	}
+	status := StatusFor(code)
+	retryAfter := "1"
+	if rec := asRecorder(w); rec != nil {
+		rec.errCode, rec.err = code, err
+		if rec.retryAfter != "" {
+			retryAfter = rec.retryAfter
+		}
+	}
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	d := ErrorDetail{Code: code, Message: orderflow.ErrorMessage(err)}
+	if code == orderflow.EInvalid {
+		f := orderflow.ErrorField(err)
+		d.Field = &f
+	}
+	writeJSON(w, status, ErrorBody{Error: d})
+}
+
+// writeJSON answers v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own wire types come here; they always encode.
+		b, status = []byte(`{"error":{"code":"internal","message":"internal error"}}`), http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

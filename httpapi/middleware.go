@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/telemetry"
+)
+
+// recorder remembers what a handler answered, for metrics and logs.
+type recorder struct {
+	http.ResponseWriter
+	status     int
+	wrote      bool
+	errCode    string // set by WriteError
+	err        error
+	retryAfter string
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// asRecorder finds our recorder under any wrappers that implement Unwrap.
+func asRecorder(w http.ResponseWriter) *recorder {
+	for {
+		switch v := w.(type) {
+		case *recorder:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
+// instrumenter wraps each route's handler: duration histogram by route
+// pattern and status class, the error counter, panic recovery, and a log line
+// for internal errors (the only ones whose detail matters to us).
+type instrumenter struct {
+	metrics    *telemetry.Metrics // nil: no metrics
+	log        *slog.Logger
+	retryAfter string
+}
+
+func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
+	var observe func(class string, d time.Duration)
+	if in.metrics != nil {
+		observe = func(class string, d time.Duration) {
+			in.metrics.HTTPRequestDuration.WithLabelValues(route, class).Observe(d.Seconds())
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK, retryAfter: in.retryAfter}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				in.log.ErrorContext(r.Context(), "panic in handler", "route", route, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					WriteError(rec, orderflow.Errorf(orderflow.EInternal, "panic"))
+				}
+			}
+			if observe != nil {
+				observe(statusClass(rec.status), time.Since(start))
+				if rec.errCode != "" {
+					in.metrics.Errors.WithLabelValues(rec.errCode).Inc()
+				}
+			}
+			switch StatusFor(rec.errCode) {
+			case http.StatusInternalServerError:
+				if rec.errCode != "" {
+					in.log.ErrorContext(r.Context(), "request failed", "route", route, "err", rec.err)
+				}
+			case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+				in.log.WarnContext(r.Context(), "request failed", "route", route, "err", rec.err)
+			}
+		}()
+		h.ServeHTTP(rec, r)
+	})
+}
+
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
