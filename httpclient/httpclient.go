@@ -23,7 +23,7 @@
 //		Name: "callback",
 //		Wrap: []func(http.RoundTripper) http.RoundTripper{
 //			func(rt http.RoundTripper) http.RoundTripper { return otelhttp.NewTransport(rt) },
-//			deadlineTransport, // the deadline package's client transport
+//			func(rt http.RoundTripper) http.RoundTripper { return &deadline.Transport{Base: rt} },
 //			injector.Transport, // chaos: a method value fits as is
 //		},
 //	})
@@ -45,16 +45,17 @@ import (
 // service that calls a handful of hosts at high concurrency.
 const (
 	// DefaultMaxIdleConnsPerHost keeps enough warm connections for 64
-	// concurrent requests to one host; the standard library keeps 2, so the
-	// 3rd..64th concurrent request dials a new connection every time and
-	// leaves it in TIME_WAIT afterwards.
+	// concurrent requests to one host. The standard library keeps 2: under
+	// concurrency every connection beyond those two is closed after its
+	// request (leaving a socket in TIME_WAIT) and dialed again for the next.
 	DefaultMaxIdleConnsPerHost = 64
 	// DefaultMaxIdleConns bounds idle connections over all hosts, so a client
 	// that talks to many replicas (the hash ring) does not hoard sockets.
 	DefaultMaxIdleConns = 512
-	// DefaultIdleConnTimeout closes idle connections before the usual 120 s
-	// (nginx 75 s, many load balancers 60 s) idle timeouts of servers and
-	// proxies, so the client rarely writes to a connection the peer closed.
+	// DefaultIdleConnTimeout retires idle connections before the peer's
+	// idle timeout does (60 s on common load balancers, 75 s in nginx; the
+	// standard library's 90 s is longer than both), so the client rarely
+	// sends a request on a connection the peer is closing.
 	DefaultIdleConnTimeout = 55 * time.Second
 	// DefaultDialTimeout bounds connect(); the request's context bounds it
 	// further. Without it a blackholed host holds a goroutine for the kernel's
