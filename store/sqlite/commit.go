@@ -173,13 +173,14 @@ func (s *Store) commit(batch []*op) {
 	if n := int64(len(batch)); n > s.maxSeen.Load() {
 		s.maxSeen.Store(n) // only the writer stores, so load-then-store is safe
 	}
-	tx, err := s.wconn.BeginTx(ctx, nil)
+	tx, err := s.writeDB.BeginTx(ctx, nil)
 	if err != nil {
 		s.abort(batch, results, nil, fmt.Errorf("begin: %w", err))
 		return
 	}
+	w := s.w(tx)
 	for i, o := range batch {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+		if _, err := w.ExecContext(ctx, qSavepoint); err != nil {
 			s.abort(batch, results, tx, fmt.Errorf("savepoint: %w", err))
 			return
 		}
@@ -187,12 +188,12 @@ func (s *Store) commit(batch []*op) {
 		s.writes.Add(1)
 		if results[i] != nil {
 			s.failed.Add(1)
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+			if _, err := w.ExecContext(ctx, qRollbackTo); err != nil {
 				s.abort(batch, results, tx, fmt.Errorf("rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+		if _, err := w.ExecContext(ctx, qRelease); err != nil {
 			s.abort(batch, results, tx, fmt.Errorf("release savepoint: %w", err))
 			return
 		}

@@ -18,7 +18,7 @@ func (s *Store) RecordCallback(ctx context.Context, c *orderflow.Callback) (orde
 	}
 	// A sender's retry usually finds its callback committed: answer it from a
 	// read connection and leave the writer to new work.
-	if prior, err := recordedCallback(ctx, s.readDB, c); err != nil {
+	if prior, err := recordedCallback(ctx, s.r(), c); err != nil {
 		return 0, err
 	} else if prior != nil {
 		return compareVerdict(c, prior)
@@ -26,7 +26,7 @@ func (s *Store) RecordCallback(ctx context.Context, c *orderflow.Callback) (orde
 	var res orderflow.RecordResult
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		res, err = s.recordCallback(ctx, tx, c)
+		res, err = s.recordCallback(ctx, s.w(tx), c)
 		return err
 	})
 	if err != nil {
@@ -36,37 +36,36 @@ func (s *Store) RecordCallback(ctx context.Context, c *orderflow.Callback) (orde
 }
 
 // recordCallback is RecordCallback inside the write transaction, where no
-// other write can interleave: check the order, then insert if absent.
-func (s *Store) recordCallback(ctx context.Context, tx *sql.Tx, c *orderflow.Callback) (orderflow.RecordResult, error) {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM orders WHERE id = ?`, c.OrderID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
+// other write can interleave: insert if the key is free, else compare with
+// what is there.
+func (s *Store) recordCallback(ctx context.Context, tx runner, c *orderflow.Callback) (orderflow.RecordResult, error) {
+	res, err := tx.ExecContext(ctx, qInsertCallback,
+		c.OrderID, string(c.EventType), c.EventID, string(c.Decision), c.Score, c.ModelVersion,
+		nanos(c.DecidedAt), nanos(s.Now()))
+	if isForeignKeyViolation(err) {
 		return 0, orderflow.Errorf(orderflow.ENotFound, "order %s not found", c.OrderID)
 	}
 	if err != nil {
-		return 0, dbErr(ctx, err, "check order")
+		return 0, dbErr(ctx, err, "insert callback")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return 0, dbErr(ctx, err, "insert callback")
+	} else if n == 1 {
+		return orderflow.Accepted, nil
 	}
 	prior, err := recordedCallback(ctx, tx, c)
 	if err != nil {
 		return 0, err
 	}
-	if prior != nil {
-		return compareVerdict(c, prior)
+	if prior == nil {
+		return 0, orderflow.Errorf(orderflow.EInternal, "sqlite: callback neither inserted nor found")
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (order_id, event_type, event_id, decision, score, model_version,
-		decided_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.OrderID, string(c.EventType), c.EventID, string(c.Decision), c.Score, c.ModelVersion,
-		nanos(c.DecidedAt), nanos(s.Now()))
-	if err != nil {
-		return 0, dbErr(ctx, err, "insert callback")
-	}
-	return orderflow.Accepted, nil
+	return compareVerdict(c, prior)
 }
 
 // recordedCallback returns the callback recorded under c's key, or nil.
-func recordedCallback(ctx context.Context, q querier, c *orderflow.Callback) (*orderflow.Callback, error) {
-	e, err := scanInbox(q.QueryRowContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? AND event_type = ?`,
-		c.OrderID, string(c.EventType)))
+func recordedCallback(ctx context.Context, q runner, c *orderflow.Callback) (*orderflow.Callback, error) {
+	e, err := scanInbox(q.QueryRowContext(ctx, qCallbackByKey, c.OrderID, string(c.EventType)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -94,12 +93,11 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 	// Nothing to apply is the common case for the sweeper and for repeats:
 	// find it out without taking a place in the write queue.
 	var pending int
-	if err := s.readDB.QueryRowContext(ctx, `SELECT count(*) FROM inbox WHERE order_id = ? AND outcome IS NULL`,
-		orderID).Scan(&pending); err != nil {
+	if err := s.r().QueryRowContext(ctx, qCountUnapplied, orderID).Scan(&pending); err != nil {
 		return 0, dbErr(ctx, err, "count unapplied")
 	}
 	if pending == 0 {
-		if _, err := loadOrder(ctx, s.readDB, orderID); err != nil {
+		if _, err := loadOrder(ctx, s.r(), orderID); err != nil {
 			return 0, err
 		}
 		return 0, nil
@@ -107,7 +105,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 	var n int
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		n, err = s.applyCallbacks(ctx, tx, orderID)
+		n, err = s.applyCallbacks(ctx, s.w(tx), orderID)
 		return err
 	})
 	if err != nil {
@@ -116,7 +114,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 	return n, nil
 }
 
-func (s *Store) applyCallbacks(ctx context.Context, tx *sql.Tx, orderID string) (int, error) {
+func (s *Store) applyCallbacks(ctx context.Context, tx runner, orderID string) (int, error) {
 	o, err := loadOrder(ctx, tx, orderID)
 	if err != nil {
 		return 0, err
@@ -128,8 +126,7 @@ func (s *Store) applyCallbacks(ctx context.Context, tx *sql.Tx, orderID string) 
 	now := s.Now().UTC()
 	next, settled, changes := orderflow.ApplyInbox(*o, pending, now)
 	for _, e := range settled {
-		if _, err := tx.ExecContext(ctx, `UPDATE inbox SET outcome = ?, applied_at = ? WHERE seq = ?`,
-			string(e.Outcome), nanos(e.AppliedAt), e.Seq); err != nil {
+		if _, err := tx.ExecContext(ctx, qSettle, string(e.Outcome), nanos(e.AppliedAt), e.Seq); err != nil {
 			return 0, dbErr(ctx, err, "settle callback")
 		}
 	}
@@ -147,8 +144,8 @@ func (s *Store) applyCallbacks(ctx context.Context, tx *sql.Tx, orderID string) 
 }
 
 // unapplied returns the order's unapplied inbox entries in arrival order.
-func unapplied(ctx context.Context, q querier, orderID string) ([]orderflow.InboxEntry, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? AND outcome IS NULL ORDER BY seq`, orderID)
+func unapplied(ctx context.Context, q runner, orderID string) ([]orderflow.InboxEntry, error) {
+	rows, err := q.QueryContext(ctx, qUnappliedOf, orderID)
 	if err != nil {
 		return nil, dbErr(ctx, err, "read inbox")
 	}
@@ -173,8 +170,7 @@ func (s *Store) UnappliedOrders(ctx context.Context, limit int) ([]string, error
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
-	rows, err := s.readDB.QueryContext(ctx, `SELECT order_id FROM inbox WHERE outcome IS NULL
-		GROUP BY order_id ORDER BY min(seq) LIMIT ?`, limit)
+	rows, err := s.r().QueryContext(ctx, qUnappliedOrders, limit)
 	if err != nil {
 		return nil, dbErr(ctx, err, "list unapplied")
 	}

@@ -50,24 +50,25 @@ func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderfl
 		seq    int64
 	)
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := s.w(tx)
 		if key != nil {
-			prior, err := s.checkKey(ctx, tx, key)
+			prior, err := s.checkKey(ctx, w, key)
 			if err != nil || prior != nil {
 				answer, replay = prior, prior != nil
 				return err
 			}
 		}
-		if err := insertOrder(ctx, tx, stored); err != nil {
+		if err := insertOrder(ctx, w, stored); err != nil {
 			return err
 		}
 		if row != nil {
 			var err error
-			if seq, err = insertEvent(ctx, tx, row); err != nil {
+			if seq, err = insertEvent(ctx, w, row); err != nil {
 				return err
 			}
 		}
 		if key != nil {
-			if err := s.insertKey(ctx, tx, key, stored); err != nil {
+			if err := s.insertKey(ctx, w, key, stored); err != nil {
 				return err
 			}
 		}
@@ -112,10 +113,10 @@ func (s *Store) newOrder(o *orderflow.Order) *orderflow.Order {
 // checkKey returns the order first answered under key, nil when the key is
 // unknown or expired (an expired one is deleted so it can be reused), or a
 // conflict when the key was used for another request.
-func (s *Store) checkKey(ctx context.Context, tx *sql.Tx, key *orderflow.IdempotencyKey) (*orderflow.Order, error) {
+func (s *Store) checkKey(ctx context.Context, tx runner, key *orderflow.IdempotencyKey) (*orderflow.Order, error) {
 	var hash, response string
 	var expires int64
-	err := tx.QueryRowContext(ctx, `SELECT request_hash, response, expires_at FROM idempotency_keys WHERE key = ?`, key.Key).
+	err := tx.QueryRowContext(ctx, qKeyByKey, key.Key).
 		Scan(&hash, &response, &expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -124,7 +125,7 @@ func (s *Store) checkKey(ctx context.Context, tx *sql.Tx, key *orderflow.Idempot
 		return nil, dbErr(ctx, err, "read idempotency key")
 	}
 	if expires <= nanos(s.Now()) {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE key = ?`, key.Key); err != nil {
+		if _, err := tx.ExecContext(ctx, qDeleteKey, key.Key); err != nil {
 			return nil, dbErr(ctx, err, "delete expired idempotency key")
 		}
 		return nil, nil
@@ -139,7 +140,7 @@ func (s *Store) checkKey(ctx context.Context, tx *sql.Tx, key *orderflow.Idempot
 	return &o, nil
 }
 
-func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, key *orderflow.IdempotencyKey, o *orderflow.Order) error {
+func (s *Store) insertKey(ctx context.Context, tx runner, key *orderflow.IdempotencyKey, o *orderflow.Order) error {
 	snapshot, err := json.Marshal(o)
 	if err != nil {
 		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode idempotent response")
@@ -149,15 +150,14 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, key *orderflow.Idempo
 	if expires.IsZero() {
 		expires = now.Add(idempotencyTTL)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO idempotency_keys (key, request_hash, order_id, response, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, key.Key, key.RequestHash, o.ID, string(snapshot), nanos(now), nanos(expires))
+	_, err = tx.ExecContext(ctx, qInsertKey, key.Key, key.RequestHash, o.ID, string(snapshot), nanos(now), nanos(expires))
 	if err != nil {
 		return dbErr(ctx, err, "insert idempotency key")
 	}
 	return nil
 }
 
-func insertOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order) error {
+func insertOrder(ctx context.Context, tx runner, o *orderflow.Order) error {
 	items, err := json.Marshal(o.Items)
 	if err != nil {
 		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode items")
@@ -166,8 +166,7 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order) error {
 		items = []byte("[]")
 	}
 	rd, rs, rm, ra := riskArgs(o.Risk)
-	_, err = tx.ExecContext(ctx, `INSERT INTO orders (`+orderCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.ExecContext(ctx, qInsertOrder,
 		o.ID, o.UserID, o.AmountMinor, o.Currency, o.Region, string(items), o.Internal, o.IP, o.DeviceID,
 		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.CreatedAt), nanos(o.UpdatedAt))
 	if isUniqueViolation(err) {
@@ -180,7 +179,7 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order) error {
 }
 
 // insertEvent appends e to the outbox and returns its seq.
-func insertEvent(ctx context.Context, tx *sql.Tx, e *orderflow.Event) (int64, error) {
+func insertEvent(ctx context.Context, tx runner, e *orderflow.Event) (int64, error) {
 	headers := []byte("{}")
 	if len(e.Headers) > 0 {
 		var err error
@@ -192,8 +191,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e *orderflow.Event) (int64, er
 	if payload == nil {
 		payload = []byte{}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, type, order_id, payload, headers, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, e.ID, e.Type, e.OrderID, payload, string(headers), nanos(e.CreatedAt.UTC()))
+	res, err := tx.ExecContext(ctx, qInsertEvent, e.ID, e.Type, e.OrderID, payload, string(headers), nanos(e.CreatedAt.UTC()))
 	if isUniqueViolation(err) {
 		return 0, orderflow.Errorf(orderflow.EConflict, "event %s already exists", e.ID)
 	}
@@ -205,7 +203,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e *orderflow.Event) (int64, er
 
 // Order returns the order id, or not_found.
 func (s *Store) Order(ctx context.Context, id string) (*orderflow.Order, error) {
-	return loadOrder(ctx, s.readDB, id)
+	return loadOrder(ctx, s.r(), id)
 }
 
 // Orders returns up to f.Limit orders (50 when unset) matching f's user and
@@ -262,7 +260,7 @@ func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (
 	}
 	// Answer from a read connection when nothing would change: what it saw
 	// is committed, hence durable, and repeats cost no write.
-	cur, err := loadOrder(ctx, s.readDB, id)
+	cur, err := loadOrder(ctx, s.r(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +269,8 @@ func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (
 	}
 	var out *orderflow.Order
 	err = s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		o, err := loadOrder(ctx, tx, id)
+		w := s.w(tx)
+		o, err := loadOrder(ctx, w, id)
 		if err != nil {
 			return err
 		}
@@ -283,10 +282,10 @@ func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (
 		now := s.Now().UTC()
 		from := o.Status
 		o.Status, o.Version, o.UpdatedAt = to, o.Version+1, now
-		if err := updateOrder(ctx, tx, o, o.Version-1); err != nil {
+		if err := updateOrder(ctx, w, o, o.Version-1); err != nil {
 			return err
 		}
-		if err := insertTransition(ctx, tx, id, orderflow.Change{From: from, To: to, Version: o.Version, At: now}, string(a)); err != nil {
+		if err := insertTransition(ctx, w, id, orderflow.Change{From: from, To: to, Version: o.Version, At: now}, string(a)); err != nil {
 			return err
 		}
 		out = o
@@ -300,10 +299,9 @@ func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (
 
 // updateOrder writes o's mutable columns if the stored version is still
 // prev; otherwise someone else changed the order and the caller must retry.
-func updateOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order, prev int64) error {
+func updateOrder(ctx context.Context, tx runner, o *orderflow.Order, prev int64) error {
 	rd, rs, rm, ra := riskArgs(o.Risk)
-	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, version = ?, risk_decision = ?, risk_score = ?,
-		risk_model_version = ?, risk_decided_at = ?, updated_at = ? WHERE id = ? AND version = ?`,
+	res, err := tx.ExecContext(ctx, qUpdateOrder,
 		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.UpdatedAt), o.ID, prev)
 	if err != nil {
 		return dbErr(ctx, err, "update order")
@@ -316,9 +314,8 @@ func updateOrder(ctx context.Context, tx *sql.Tx, o *orderflow.Order, prev int64
 	return nil
 }
 
-func insertTransition(ctx context.Context, tx *sql.Tx, orderID string, c orderflow.Change, cause string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO transitions (order_id, from_status, to_status, cause, version, at)
-		VALUES (?, ?, ?, ?, ?, ?)`, orderID, string(c.From), string(c.To), cause, c.Version, nanos(c.At))
+func insertTransition(ctx context.Context, tx runner, orderID string, c orderflow.Change, cause string) error {
+	_, err := tx.ExecContext(ctx, qInsertTransition, orderID, string(c.From), string(c.To), cause, c.Version, nanos(c.At))
 	if err != nil {
 		return dbErr(ctx, err, "insert transition")
 	}
@@ -330,17 +327,18 @@ func insertTransition(ctx context.Context, tx *sql.Tx, orderID string, c orderfl
 // creation comes first, then callbacks, then transitions, each in the order
 // they were written. The reads share one snapshot.
 func (s *Store) History(ctx context.Context, id string) ([]orderflow.HistoryEntry, error) {
-	tx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	rtx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, dbErr(ctx, err, "begin read")
 	}
-	defer tx.Rollback()
+	defer rtx.Rollback()
+	tx := s.rtx(rtx)
 	o, err := loadOrder(ctx, tx, id)
 	if err != nil {
 		return nil, err
 	}
 	h := []orderflow.HistoryEntry{{Kind: orderflow.HistoryCreated, At: o.CreatedAt}}
-	rows, err := tx.QueryContext(ctx, `SELECT `+inboxCols+` FROM inbox WHERE order_id = ? ORDER BY seq`, id)
+	rows, err := tx.QueryContext(ctx, qCallbacksOf, id)
 	if err != nil {
 		return nil, dbErr(ctx, err, "read inbox")
 	}
@@ -360,8 +358,7 @@ func (s *Store) History(ctx context.Context, id string) ([]orderflow.HistoryEntr
 	if err := rows.Err(); err != nil {
 		return nil, dbErr(ctx, err, "read inbox")
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT from_status, to_status, cause, version, at FROM transitions
-		WHERE order_id = ? ORDER BY id`, id)
+	rows, err = tx.QueryContext(ctx, qTransitionsOf, id)
 	if err != nil {
 		return nil, dbErr(ctx, err, "read transitions")
 	}
@@ -389,7 +386,7 @@ func (s *Store) History(ctx context.Context, id string) ([]orderflow.HistoryEntr
 func (s *Store) PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at < ?`, nanos(now))
+		res, err := s.w(tx).ExecContext(ctx, qPruneKeys, nanos(now))
 		if err != nil {
 			return dbErr(ctx, err, "prune idempotency keys")
 		}

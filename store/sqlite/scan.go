@@ -12,13 +12,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// querier is what reads need from either a read connection or the write
-// transaction.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // Times are stored as unix nanoseconds: exact, UTC by construction, and
 // ordered as integers.
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -67,8 +60,8 @@ func scanOrder(sc interface{ Scan(...any) error }) (*orderflow.Order, error) {
 }
 
 // loadOrder returns the order id, or not_found.
-func loadOrder(ctx context.Context, q querier, id string) (*orderflow.Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE id = ?`, id))
+func loadOrder(ctx context.Context, q runner, id string) (*orderflow.Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, qOrderByID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
 	}
@@ -93,6 +86,13 @@ func isUniqueViolation(err error) bool {
 		return false
 	}
 	return e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// isForeignKeyViolation reports whether err is a foreign-key conflict: a
+// row that names an order that does not exist.
+func isForeignKeyViolation(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
 // inboxCols are the columns scanInbox reads.

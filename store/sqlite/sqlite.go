@@ -60,10 +60,11 @@ type Store struct {
 
 	path   string
 	readDB *sql.DB
-	// writeDB holds exactly one connection, which the writer goroutine owns
-	// through wconn for the store's lifetime.
+	rstmts stmts
+	// writeDB holds exactly one connection, used by the writer goroutine
+	// alone, so it is the write lock of the process.
 	writeDB *sql.DB
-	wconn   *sql.Conn
+	wstmts  stmts
 
 	queue        chan *op
 	maxBatch     int
@@ -138,30 +139,44 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	wconn, err := wdb.Conn(ctx)
-	if err != nil {
+	fail := func(err error, closers ...func()) (*Store, error) {
+		for _, c := range closers {
+			c()
+		}
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
 	}
-	if err := migrate(ctx, wconn, time.Now); err != nil {
-		wconn.Close()
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	err = migrate(ctx, conn, time.Now)
+	conn.Close() // back to the pool, where the writer will take it
+	if err != nil {
 		wdb.Close()
 		return nil, err
 	}
+	wstmts, err := prepare(ctx, wdb, writeQueries)
+	if err != nil {
+		return fail(err)
+	}
 	rdb, err := sql.Open("sqlite", dsn(path, cfg.busyTimeout, true))
 	if err != nil {
-		wconn.Close()
-		wdb.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, oneLine(err))
+		return fail(err, wstmts.close)
 	}
 	rdb.SetMaxOpenConns(cfg.readConns)
 	rdb.SetMaxIdleConns(cfg.readConns)
+	rstmts, err := prepare(ctx, rdb, readQueries)
+	if err != nil {
+		return fail(err, wstmts.close, func() { rdb.Close() })
+	}
 	s := &Store{
 		Now:          time.Now,
 		path:         path,
 		readDB:       rdb,
+		rstmts:       rstmts,
 		writeDB:      wdb,
-		wconn:        wconn,
+		wstmts:       wstmts,
 		queue:        make(chan *op, cfg.queueSize),
 		maxBatch:     cfg.maxBatch,
 		beforeCommit: cfg.beforeCommit,
@@ -260,13 +275,15 @@ func (s *Store) Close() error {
 		close(s.quit)
 		<-s.stopped
 		var errs []error
+		s.rstmts.close()
+		s.wstmts.close()
 		errs = append(errs, s.readDB.Close())
 		// TRUNCATE leaves an empty WAL behind: the next Open starts clean and
 		// a copy of the main file alone is a complete backup.
-		if _, err := s.wconn.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		if _, err := s.writeDB.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 		}
-		errs = append(errs, s.wconn.Close(), s.writeDB.Close())
+		errs = append(errs, s.writeDB.Close())
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: close %s: %w", s.path, err)
 		}

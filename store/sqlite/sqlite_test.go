@@ -256,6 +256,8 @@ func TestCloseDrainsQueue(t *testing.T) {
 		})
 	}
 	<-in
+	// Every write is either in the held batch or queued: Close must drain them.
+	waitFor(t, func() bool { st := s.Stats(); return int(st.Writes)+st.Queued == n })
 	closed := make(chan error)
 	go func() { closed <- s.Close() }()
 	waitFor(t, func() bool { return s.Ping(ctx) != nil }) // Close has begun
