@@ -47,6 +47,7 @@ type Breaker struct {
 	mu       sync.Mutex // guards the fields below and every transition
 	slots    []slot
 	past     counts // the full buckets of the window, merged at rotation
+	prev     *slot  // the last full bucket, if still in the window
 	scratch  counts // past + current, merged at evaluation
 	baseline time.Duration
 	gen      uint32 // bumped at every transition; tickets carry it

@@ -84,6 +84,13 @@ func TestTrip(t *testing.T) {
 				h.calls(4, errBoom, ms)
 			}
 		}, breaker.Open, breaker.ReasonErrorRate},
+		{"ErrorRateShortWindow", breaker.Config{ConsecutiveFailures: -1}, func(h *harness) {
+			h.calls(9999, nil, ms) // a healthy window, to a bucket boundary…
+			for range 40 {         // …then 60% errors for 200ms
+				h.calls(2, nil, ms)
+				h.calls(3, errBoom, ms)
+			}
+		}, breaker.Open, breaker.ReasonErrorRate},
 		{"ErrorRateBelowThreshold", breaker.Config{ConsecutiveFailures: -1}, func(h *harness) {
 			for range 300 {
 				h.calls(3, nil, ms)

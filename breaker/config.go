@@ -23,8 +23,11 @@ type Config struct {
 	// of seven calls is noise, not an outage.
 	MinVolume int
 
-	// ErrorRate trips the breaker when failures/volume in the window reach it
-	// (default 0.5, valid range (0,1]).
+	// ErrorRate trips the breaker when failures/volume reach it (default 0.5,
+	// valid range (0,1]) in the window or in a short window (the current
+	// bucket, alone or with the last full one) — so that a partial outage
+	// behind a long healthy history trips within MinVolume calls, not after
+	// most of a window.
 	ErrorRate float64
 
 	// The latency rule trips when the window's P95 reaches

@@ -11,7 +11,9 @@
 //
 //	failures/volume ≥ ErrorRate   or   P95 ≥ min(LatencyCeiling, max(LatencyFloor, LatencyMultiplier × baseline))
 //
-// A run of ConsecutiveFailures failures opens it at once, without waiting for
+// The error-rate rule is also applied to short windows (the current bucket,
+// alone and with the last full one) so that a partial outage is not diluted by a
+// long healthy history. A run of ConsecutiveFailures failures opens it at once, without waiting for
 // volume: a hard outage at 1,000 calls/s trips in about 10ms.
 //
 // Open, it rejects every call with ErrOpen for a backoff that starts at

@@ -40,6 +40,20 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("outage: %.1f%% of calls passed after heal+1s+RTT, want ≥ 95%%", 100*out.PassAfterHeal)
 			}
 
+			brown := breakersim.Run(breakersim.Brownout(), f, breakersim.Virtual)
+			t.Logf("%+v", brown)
+			if brown.RejectedBeforeFault != 0 {
+				t.Errorf("brownout: %d calls rejected while healthy, want 0", brown.RejectedBeforeFault)
+			}
+			// The short window catches a partial outage within MinVolume
+			// calls; the full window alone would need ~8s.
+			if brown.TripAfter < 0 || brown.TripAfter > 500*time.Millisecond {
+				t.Errorf("brownout: tripped after %v, want ≤ 500ms", brown.TripAfter)
+			}
+			if brown.ReachedDuringFault > 0.10 {
+				t.Errorf("brownout: %.1f%% of calls reached the dependency after the first second, want ≤ 10%%", 100*brown.ReachedDuringFault)
+			}
+
 			slow := breakersim.Run(breakersim.SlowDown(), f, breakersim.Virtual)
 			t.Logf("%+v", slow)
 			if slow.RejectedBeforeFault != 0 {

@@ -44,6 +44,7 @@ func (b *Breaker) rotateLocked(now int64) *slot {
 			}
 		}
 	}
+	b.prev = last
 	if State(b.state.Load()) == Closed {
 		b.learnLocked(last)
 	}
@@ -95,20 +96,41 @@ func (b *Breaker) windowLocked() *counts {
 	return &b.scratch
 }
 
-// evaluate applies the error-rate and latency rules to the window.
+// evaluate applies the error-rate and latency rules to the window, and the
+// error-rate rule also to two short windows — the current bucket alone, and
+// with the last full bucket (so a fault that starts just after a rotation is
+// seen as soon as MinVolume calls): behind ten seconds of healthy history a
+// 60% brownout would need eight seconds to move the full window past 50%,
+// while a short window sees it within MinVolume calls. Every rule needs
+// MinVolume calls in the window it looks at.
 func (b *Breaker) evaluate(now int64) {
 	b.mu.Lock()
 	if State(b.state.Load()) == Closed {
+		minVol := uint64(b.cfg.MinVolume)
+		failing := func(total, fail uint64) bool {
+			return total >= minVol && float64(fail) >= b.cfg.ErrorRate*float64(total)
+		}
 		w := b.windowLocked()
-		if w.total >= uint64(b.cfg.MinVolume) {
-			switch {
-			case float64(w.fail) >= b.cfg.ErrorRate*float64(w.total):
-				b.toOpenLocked(now, ReasonErrorRate)
-			case w.quantile(0.95) >= b.thresholdLocked():
-				b.toOpenLocked(now, ReasonLatency)
-			}
+		cur, curFail := volume(b.cur.Load())
+		prev, prevFail := volume(b.prev)
+		switch {
+		case failing(w.total, w.fail), failing(cur, curFail), failing(cur+prev, curFail+prevFail):
+			b.toOpenLocked(now, ReasonErrorRate)
+		case w.total >= minVol && w.quantile(0.95) >= b.thresholdLocked():
+			b.toOpenLocked(now, ReasonLatency)
 		}
 	}
 	b.mu.Unlock()
 	b.flush()
+}
+
+// volume returns the calls and failures counted in s (0, 0 for nil).
+func volume(s *slot) (total, fail uint64) {
+	if s == nil {
+		return 0, 0
+	}
+	for i := range s.hist {
+		total += s.hist[i].Load()
+	}
+	return total, s.fail.Load()
 }

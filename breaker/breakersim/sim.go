@@ -93,6 +93,22 @@ func Outage() Scenario {
 	}
 }
 
+// Brownout is a partial outage: 1,000 calls/s at 5ms, then 60% of calls
+// fail, spread evenly (never more than two in a row, so no consecutive-failure
+// rule can help), from 10s to 13s.
+func Brownout() Scenario {
+	return Scenario{
+		Name: "brownout-60%-errors-3s", Rate: 1000, Duration: 16 * time.Second,
+		Phases: []Phase{
+			{At: 0, Latency: 5 * time.Millisecond},
+			{At: 10 * time.Second, Latency: 5 * time.Millisecond, ErrorRate: 0.6},
+			{At: 13 * time.Second, Latency: 5 * time.Millisecond},
+		},
+		FaultAt: 10 * time.Second, HealAt: 13 * time.Second,
+		Grace: time.Second + 5*time.Millisecond,
+	}
+}
+
 // SlowDown is the standard latency scenario: 1,000 calls/s, latency 5ms →
 // 200ms from 10s to 13s with no errors at all.
 func SlowDown() Scenario {
@@ -184,97 +200,114 @@ func (q *queue) Pop() any {
 
 // Run plays sc against a breaker built by f and measures it.
 func Run(sc Scenario, f Factory, mode Mode) Result {
-	var (
-		vc    *VirtualClock
-		clock Clock
-	)
 	start := time.Now()
-	if mode == Virtual {
-		vc = NewVirtualClock(start)
-		clock = vc
-	} else {
-		clock = realClock{}
-	}
-	a := f(clock)
-	if c, ok := a.(Closer); ok {
-		defer c.Close()
-	}
-	advance := func(t time.Duration) {
-		if vc != nil {
-			vc.Set(t)
-			return
-		}
+	r := &run{sc: sc, res: Result{Scenario: sc.Name, TripAfter: -1}}
+	var clock Clock = realClock{}
+	r.advance = func(t time.Duration) {
 		if d := time.Until(start.Add(t)); d > 0 {
 			time.Sleep(d)
 		}
 	}
+	if mode == Virtual {
+		vc := NewVirtualClock(start)
+		clock, r.advance = vc, vc.Set
+	}
+	r.a = f(clock)
+	if c, ok := r.a.(Closer); ok {
+		defer c.Close()
+	}
 
-	res := Result{Scenario: sc.Name, TripAfter: -1}
-	var (
-		pending             queue
-		inFault, inFaultOK  int
-		afterHeal, healedOK int
-		errAcc              float64
-		phase               int
-	)
 	step := time.Second / time.Duration(sc.Rate)
 	for i := 0; ; i++ {
 		at := time.Duration(i) * step
-		// Completions due by this arrival go first, in time order.
-		for len(pending) > 0 && (pending[0].at <= at || at >= sc.Duration) {
-			c := heap.Pop(&pending).(completion)
-			advance(c.at)
-			c.done(c.err, c.lat)
-		}
 		if at >= sc.Duration {
+			r.complete(-1)
 			break
 		}
-		advance(at)
-		for phase+1 < len(sc.Phases) && sc.Phases[phase+1].At <= at {
-			phase++
-		}
-		ph := sc.Phases[phase]
-		res.Calls++
-		done, ok := a.Allow()
-		switch {
-		case at >= sc.FaultAt+time.Second && at < sc.HealAt:
-			inFault++
-			if ok {
-				inFaultOK++
-			}
-		case at >= sc.HealAt+sc.Grace:
-			afterHeal++
-			if ok {
-				healedOK++
-			}
-		}
-		if !ok {
-			switch {
-			case at < sc.FaultAt:
-				res.RejectedBeforeFault++
-			case at < sc.HealAt:
-				if res.TripAfter < 0 {
-					res.TripAfter = at - sc.FaultAt
-				}
-			default:
-				res.LastRejectAfterHeal = at - sc.HealAt
-			}
-			continue
-		}
-		res.Admitted++
-		var err error
-		if errAcc += ph.ErrorRate; errAcc >= 1-1e-9 {
-			errAcc--
-			err = ErrDependency
-			res.FailedCalls++
-		}
-		heap.Push(&pending, completion{at: at + ph.Latency, lat: ph.Latency, err: err, done: done})
+		r.complete(at) // completions due by this arrival go first
+		r.arrive(at)
 	}
-	if inFault > 0 {
-		res.ReachedDuringFault = float64(inFaultOK) / float64(inFault)
+	if r.inFault > 0 {
+		r.res.ReachedDuringFault = float64(r.inFaultOK) / float64(r.inFault)
 	}
-	if afterHeal > 0 {
-		res.PassAfterHeal = float64(healedOK) / float64(afterHeal)
+	if r.afterHeal > 0 {
+		r.res.PassAfterHeal = float64(r.healedOK) / float64(r.afterHeal)
 	}
-	return res
+	return r.res
+}
+
+// run is the state of one Run: the event loop's single goroutine owns it.
+type run struct {
+	sc      Scenario
+	a       Adapter
+	advance func(time.Duration) // moves (or waits for) the clock
+
+	res                 Result
+	pending             queue // calls in flight, by completion time
+	inFault, inFaultOK  int
+	afterHeal, healedOK int
+	errAcc              float64 // spreads a fractional error rate evenly
+	phase               int
+}
+
+// complete finishes, in time order, the calls due by at (all if at < 0).
+func (r *run) complete(at time.Duration) {
+	for len(r.pending) > 0 && (at < 0 || r.pending[0].at <= at) {
+		c := heap.Pop(&r.pending).(completion)
+		r.advance(c.at)
+		c.done(c.err, c.lat)
+	}
+}
+
+// arrive makes the call that arrives at at.
+func (r *run) arrive(at time.Duration) {
+	r.advance(at)
+	for r.phase+1 < len(r.sc.Phases) && r.sc.Phases[r.phase+1].At <= at {
+		r.phase++
+	}
+	ph := r.sc.Phases[r.phase]
+	r.res.Calls++
+	done, ok := r.a.Allow()
+	r.measure(at, ok)
+	if !ok {
+		return
+	}
+	r.res.Admitted++
+	var err error
+	if r.errAcc += ph.ErrorRate; r.errAcc >= 1-1e-9 {
+		r.errAcc--
+		err = ErrDependency
+		r.res.FailedCalls++
+	}
+	heap.Push(&r.pending, completion{at: at + ph.Latency, lat: ph.Latency, err: err, done: done})
+}
+
+// measure accounts for the breaker's answer to the call arriving at at.
+func (r *run) measure(at time.Duration, ok bool) {
+	sc := &r.sc
+	switch {
+	case at >= sc.FaultAt+time.Second && at < sc.HealAt:
+		r.inFault++
+		if ok {
+			r.inFaultOK++
+		}
+	case at >= sc.HealAt+sc.Grace:
+		r.afterHeal++
+		if ok {
+			r.healedOK++
+		}
+	}
+	if ok {
+		return
+	}
+	switch {
+	case at < sc.FaultAt:
+		r.res.RejectedBeforeFault++
+	case at < sc.HealAt:
+		if r.res.TripAfter < 0 {
+			r.res.TripAfter = at - sc.FaultAt
+		}
+	default:
+		r.res.LastRejectAfterHeal = at - sc.HealAt
+	}
 }
