@@ -96,9 +96,11 @@ type item struct {
 // neighbours (and the adjacent-line prefetcher) from turning every increment
 // into a cross-core transfer.
 type slot struct {
-	// seq counts task starts and ends of this worker: odd while a task runs,
-	// so seq&1 is Busy and seq/2 is Completed. Two plain stores per task,
-	// written only by the owning worker, instead of three read-modify-writes.
+	// seq is 2*completed + busy for this worker, written only by it: seq&1
+	// is Busy and seq/2 is Completed. A store (not a read-modify-write) as a
+	// task starts, and another only when the worker goes idle; under load
+	// that is one store per task. Completed may thus lag by the task a
+	// worker just finished until it starts the next or parks.
 	seq    atomic.Int64
 	panics atomic.Int64
 	_      [128 - 2*8]byte
@@ -365,7 +367,20 @@ func (p *Pool) work(sl *slot) {
 		}
 	}()
 	seq := sl.seq.Load() // non-zero when replacing a worker lost to Goexit
-	for it := range p.tasks {
+	for {
+		var it item
+		var ok bool
+		select {
+		case it, ok = <-p.tasks:
+			// Straight on to the next task: "done with the last" and
+			// "busy with this one" go out in the one store below.
+		default:
+			sl.seq.Store(seq) // idle: publish before parking
+			it, ok = <-p.tasks
+		}
+		if !ok {
+			break
+		}
 		if p.onWait != nil {
 			p.onWait(time.Duration(int64(time.Since(p.epoch)) - it.enq))
 		}
@@ -374,8 +389,8 @@ func (p *Pool) work(sl *slot) {
 			sl.panics.Add(1)
 		}
 		seq += 2
-		sl.seq.Store(seq)
 	}
+	sl.seq.Store(seq)
 	finished = true
 }
 

@@ -15,6 +15,15 @@ func processCPU(tb testing.TB) int64 {
 	return ts.Nano()
 }
 
+// threadCPU returns the CPU time of the calling OS thread, in nanoseconds.
+func threadCPU() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return ts.Nano()
+}
+
 // cpuMeter reports CPU nanoseconds per op beside the wall time. On a machine
 // shared with other busy processes, wall time mostly measures how much CPU we
 // were given; CPU time per task measures what the pool itself costs (including
