@@ -38,7 +38,8 @@ func TestScenarios(t *testing.T) {
 		rows = append(rows, row{p.Name, mode, r})
 		mu.Unlock()
 	}
-	for _, sc := range []breakersim.Scenario{breakersim.Outage(), breakersim.SlowDown()} {
+	scenarios := []breakersim.Scenario{breakersim.Outage(), breakersim.Brownout(), breakersim.SlowDown()}
+	for _, sc := range scenarios {
 		for _, p := range breakerpeers.Peers() {
 			if p.Virtual {
 				wg.Add(1)
@@ -53,11 +54,11 @@ func TestScenarios(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintln(&b, "| scenario | breaker | clock | trip after fault | reached dep. after 1st s of fault | failed calls | pass ≥ heal+1s+RTT | last reject after heal | false rejects |")
 	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
-	for _, sc := range []string{breakersim.Outage().Name, breakersim.SlowDown().Name} {
+	for _, sc := range scenarios {
 		for _, p := range breakerpeers.Peers() {
 			for _, mode := range []string{"virtual", "real"} {
 				for _, r := range rows {
-					if r.r.Scenario != sc || r.peer != p.Name || r.mode != mode {
+					if r.r.Scenario != sc.Name || r.peer != p.Name || r.mode != mode {
 						continue
 					}
 					trip := "never"
@@ -65,7 +66,7 @@ func TestScenarios(t *testing.T) {
 						trip = r.r.TripAfter.Round(time.Millisecond).String()
 					}
 					fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f%% | %d | %.1f%% | %v | %d |\n",
-						sc, r.peer, r.mode, trip, 100*r.r.ReachedDuringFault, r.r.FailedCalls,
+						sc.Name, r.peer, r.mode, trip, 100*r.r.ReachedDuringFault, r.r.FailedCalls,
 						100*r.r.PassAfterHeal, r.r.LastRejectAfterHeal.Round(time.Millisecond), r.r.RejectedBeforeFault)
 				}
 			}
