@@ -159,11 +159,20 @@ func New(cfg Config) *Client {
 		TLSHandshakeTimeout:   positive(cfg.TLSHandshakeTimeout),
 		ResponseHeaderTimeout: positive(cfg.ResponseHeaderTimeout),
 		ExpectContinueTimeout: positive(cfg.ExpectContinueTimeout),
-		TLSClientConfig:       cfg.TLSClientConfig,
+	}
+	if cfg.TLSClientConfig != nil {
+		// The transport appends "h2" to NextProtos of the config it is
+		// given; a clone keeps the caller's config (often shared) unchanged.
+		tr.TLSClientConfig = cfg.TLSClientConfig.Clone()
 	}
 	if cfg.DisableHTTP2 {
-		// A non-nil empty map is the documented way to turn HTTP/2 off.
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		// Protocols, not an empty TLSNextProto map: with a TLS config that
+		// already offers "h2" in ALPN (as one shared with an HTTP/2 client
+		// does), the map alone lets the server pick HTTP/2 on a connection
+		// we then speak HTTP/1 on; TestHTTP2OverTLS caught exactly that.
+		var p http.Protocols
+		p.SetHTTP1(true)
+		tr.Protocols = &p
 	}
 	var rt http.RoundTripper = tr
 	for i := len(cfg.Wrap) - 1; i >= 0; i-- {

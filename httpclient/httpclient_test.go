@@ -352,3 +352,44 @@ func TestChaosLayer(t *testing.T) {
 		t.Errorf("status %d, server accepted %d connections; want 503 and none", resp.StatusCode, accepted.Load())
 	}
 }
+
+// TestHTTP2OverTLS checks the claim behind ForceAttemptHTTP2: with our own
+// DialContext the transport still negotiates HTTP/2, unless disabled.
+func TestHTTP2OverTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	tlsConfig := srv.Client().Transport.(*http.Transport).TLSClientConfig
+
+	for _, tt := range []struct {
+		name      string
+		disable   bool
+		wantMajor int
+	}{
+		{"HTTP2ByDefault", false, 2},
+		{"HTTP1WhenDisabled", true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := httpclient.New(httpclient.Config{TLSClientConfig: tlsConfig, DisableHTTP2: tt.disable})
+			httpclient.CheckBodies(t, c)
+			defer c.CloseIdleConnections()
+			for range 5 {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.ProtoMajor != tt.wantMajor {
+					t.Fatalf("protocol %s, want major %d", resp.Proto, tt.wantMajor)
+				}
+			}
+			if s := c.Stats(); s.ConnsNew != 1 || s.ConnsReused != 4 {
+				t.Errorf("new, reused = %d, %d; want 1, 4", s.ConnsNew, s.ConnsReused)
+			}
+		})
+	}
+}
