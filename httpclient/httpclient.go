@@ -242,22 +242,29 @@ type Stats struct {
 // Stats returns the current counters. OpenBodyNames lists "METHOD URL" of
 // the open bodies when Config.TrackBodies is set.
 func (c *Client) Stats() Stats {
+	s := c.counters()
+	s.OpenBodyNames = c.acct.openNames()
+	return s
+}
+
+// counters is Stats without the names, for the collector: a scrape should
+// not copy a map.
+func (c *Client) counters() Stats {
 	a := c.acct
 	// Read closed before opened so a concurrent request never makes the
 	// snapshot show a negative number of open bodies.
 	closed := a.bodiesClosed.Load()
 	opened := a.bodiesOpened.Load()
 	return Stats{
-		Requests:      a.requests.Load(),
-		Errors:        a.errors.Load(),
-		Dials:         a.dials.Load(),
-		DialErrors:    a.dialErrors.Load(),
-		ConnsNew:      a.connsNew.Load(),
-		ConnsReused:   a.connsReused.Load(),
-		BodiesOpened:  opened,
-		BodiesClosed:  closed,
-		OpenBodies:    int64(opened) - int64(closed),
-		OpenBodyNames: a.openNames(),
+		Requests:     a.requests.Load(),
+		Errors:       a.errors.Load(),
+		Dials:        a.dials.Load(),
+		DialErrors:   a.dialErrors.Load(),
+		ConnsNew:     a.connsNew.Load(),
+		ConnsReused:  a.connsReused.Load(),
+		BodiesOpened: opened,
+		BodiesClosed: closed,
+		OpenBodies:   int64(opened) - int64(closed),
 	}
 }
 

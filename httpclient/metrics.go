@@ -38,7 +38,7 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (col *collector) Collect(ch chan<- prometheus.Metric) {
-	s := col.c.Stats()
+	s := col.c.counters()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
