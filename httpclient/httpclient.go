@@ -124,9 +124,10 @@ type Config struct {
 // with its accounting. Pass c.Client where an *http.Client is wanted.
 type Client struct {
 	*http.Client
-	// Transport is the innermost transport, exposed for CloseIdleConnections
-	// and tests; do not change its fields after New.
-	Transport *http.Transport
+	// Base is the innermost transport, the connection pool itself, exposed
+	// for inspection; do not change its fields after New. (It is not named
+	// Transport, which would shadow the embedded http.Client's field.)
+	Base *http.Transport
 
 	name string
 	acct *accounting
@@ -180,7 +181,7 @@ func New(cfg Config) *Client {
 	}
 	return &Client{
 		Client:    &http.Client{Transport: &accountingTransport{next: rt, acct: acct}, Timeout: positive(cfg.Timeout)},
-		Transport: tr,
+		Base:      tr,
 		name:      cfg.Name,
 		acct:      acct,
 	}
@@ -301,4 +302,4 @@ func (a *accounting) openNames() []string {
 
 // CloseIdleConnections closes the idle pooled connections of the underlying
 // transport directly, even when a Wrap layer does not forward the call.
-func (c *Client) CloseIdleConnections() { c.Transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.Base.CloseIdleConnections() }
