@@ -180,10 +180,10 @@ func New(cfg Config) *Client {
 		rt = cfg.Wrap[i](rt)
 	}
 	return &Client{
-		Client:    &http.Client{Transport: &accountingTransport{next: rt, acct: acct}, Timeout: positive(cfg.Timeout)},
-		Base:      tr,
-		name:      cfg.Name,
-		acct:      acct,
+		Client: &http.Client{Transport: &accountingTransport{next: rt, acct: acct}, Timeout: positive(cfg.Timeout)},
+		Base:   tr,
+		name:   cfg.Name,
+		acct:   acct,
 	}
 }
 
