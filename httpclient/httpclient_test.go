@@ -393,3 +393,41 @@ func TestHTTP2OverTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  httpclient.Config
+		want func(*http.Transport) bool
+	}{
+		{"ZeroConfigTunesThePool", httpclient.Config{}, func(tr *http.Transport) bool {
+			return tr.MaxIdleConnsPerHost == httpclient.DefaultMaxIdleConnsPerHost &&
+				tr.MaxIdleConns == httpclient.DefaultMaxIdleConns &&
+				tr.IdleConnTimeout == httpclient.DefaultIdleConnTimeout &&
+				tr.TLSHandshakeTimeout == httpclient.DefaultTLSHandshakeTimeout &&
+				tr.ResponseHeaderTimeout == httpclient.DefaultResponseHeaderTimeout &&
+				tr.ExpectContinueTimeout == httpclient.DefaultExpectContinueTimeout &&
+				tr.ForceAttemptHTTP2 && tr.Protocols == nil
+		}},
+		{"ExplicitValuesKept", httpclient.Config{MaxIdleConnsPerHost: 8, MaxConnsPerHost: 16, IdleConnTimeout: time.Second}, func(tr *http.Transport) bool {
+			return tr.MaxIdleConnsPerHost == 8 && tr.MaxConnsPerHost == 16 && tr.IdleConnTimeout == time.Second
+		}},
+		{"NegativeDisablesLimit", httpclient.Config{ResponseHeaderTimeout: -1, IdleConnTimeout: -1}, func(tr *http.Transport) bool {
+			return tr.ResponseHeaderTimeout == 0 && tr.IdleConnTimeout == 0
+		}},
+		{"HTTP2Disabled", httpclient.Config{DisableHTTP2: true}, func(tr *http.Transport) bool {
+			return tr.Protocols != nil && tr.Protocols.HTTP1() && !tr.Protocols.HTTP2()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := httpclient.New(tt.cfg)
+			if !tt.want(c.Base) {
+				t.Errorf("transport %+v", c.Base)
+			}
+			if got, want := c.Name(), "default"; tt.cfg.Name == "" && got != want {
+				t.Errorf("name = %q, want %q", got, want)
+			}
+		})
+	}
+}
