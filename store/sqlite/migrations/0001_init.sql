@@ -60,7 +60,7 @@ CREATE TABLE inbox (
     UNIQUE (order_id, event_type)
 ) STRICT;
 -- The sweeper's work list: a partial index holds only what is still to apply.
-CREATE INDEX inbox_unapplied ON inbox (seq) WHERE outcome IS NULL;
+CREATE INDEX inbox_unapplied ON inbox (order_id, seq) WHERE outcome IS NULL;
 
 -- transitions: every status change, for an order's history.
 -- cause is an event type (risk.decided, risk.reviewed) or a client action.
