@@ -126,7 +126,7 @@ const (
 // Allow asks to make a call. It returns ErrOpen if the breaker rejects it;
 // otherwise the Ticket must be completed with the call's result.
 func (b *Breaker) Allow() (Ticket, error) {
-	if State(b.state.Load()) == Closed {
+	if b.state.Load() == uint32(Closed) {
 		return Ticket{b: b}, nil
 	}
 	return b.allowSlow()
@@ -189,14 +189,22 @@ func (b *Breaker) reject() (Ticket, error) {
 // Done reports the result of the call: err and latency go through
 // Config.Classify.
 func (t Ticket) Done(err error, latency time.Duration) {
-	if t.b == nil {
+	b := t.b
+	if b == nil {
 		return
 	}
-	if t.b.classify == nil {
-		t.Record(DefaultClassify(err, latency), latency)
+	o := Success
+	switch {
+	case b.classify != nil:
+		o = b.classify(err, latency)
+	case err != nil:
+		o = DefaultClassify(err, latency)
+	}
+	if t.kind == ticketClosed && o < Ignored {
+		b.record(o, latency) // the hot path, without a detour through Record
 		return
 	}
-	t.Record(t.b.classify(err, latency), latency)
+	t.Record(o, latency)
 }
 
 // Record reports the outcome of the call when the caller has classified it

@@ -8,6 +8,7 @@ import (
 	kitex "github.com/bytedance/gopkg/cloud/circuitbreaker"
 	"github.com/sony/gobreaker/v2"
 	gozero "github.com/zeromicro/go-zero/core/breaker"
+	"github.com/zeromicro/go-zero/core/logx"
 
 	breakerpeers "github.com/orderflow/orderflow/bench/peers/breaker"
 	"github.com/orderflow/orderflow/breaker"
@@ -90,6 +91,7 @@ func BenchmarkClosed(b *testing.B) {
 		})
 	})
 	b.Run("impl=go-zero", func(b *testing.B) {
+		logx.Disable() // its stat goroutine prints to stdout, into the benchmark output
 		br := gozero.NewBreaker()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
