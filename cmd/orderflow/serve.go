@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/httpapi"
+	"github.com/orderflow/orderflow/order"
+	"github.com/orderflow/orderflow/store/sqlite"
+	"github.com/orderflow/orderflow/telemetry"
+	"github.com/orderflow/orderflow/workerpool"
+)
+
+type mode string
+
+const (
+	modeServe mode = "serve" // order service + risk engine, one process
+	modeOrder mode = "order" // the order service alone
+)
+
+// runServer runs the order service (and, in serve, the risk engine) until
+// ctx ends, then shuts down gracefully: stop accepting, drain the apply pool,
+// flush and close the store.
+func runServer(ctx context.Context, m mode, args []string, getenv func(string) string, stdout io.Writer) error {
+	var c config
+	fs := newFlagSet(string(m), &c)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		if errors.Is(err, errHelp) {
+			printDefaults(fs, stdout)
+			return nil
+		}
+		return err
+	}
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := telemetry.NewLogger(stdout, level)
+	secrets, err := callbackSecrets(m, c.CallbackSecret, log)
+	if err != nil {
+		return err
+	}
+	if err := checkBackends(c); err != nil {
+		return err
+	}
+	path, err := sqlitePath(c.Store)
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("store %s unusable: %w", c.Store, err)
+	}
+	a := &app{cfg: c, log: log, store: st, secrets: secrets}
+	return a.run(ctx)
+}
+
+// app is one running server process and everything it owns.
+type app struct {
+	cfg     config
+	log     *slog.Logger
+	store   *sqlite.Store
+	secrets [][]byte
+	metrics *telemetry.Metrics
+	pool    *workerpool.Pool
+	orders  *order.Service
+}
+
+func (a *app) run(ctx context.Context) error {
+	a.metrics = telemetry.New()
+	telemetry.InstallPropagator()
+	a.pool = workerpool.New(workerpool.Config{
+		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize,
+		OnWait: a.metrics.PoolWaitObserver("apply"),
+	})
+	if err := a.metrics.RegisterPool("apply", a.pool); err != nil {
+		return a.abort(fmt.Errorf("metrics: %w", err))
+	}
+	svc, err := order.New(order.Config{
+		Store: a.store, Pool: a.pool, Logger: a.log, SweepInterval: a.cfg.SweepInterval,
+	})
+	if err != nil {
+		return a.abort(err)
+	}
+	a.orders = svc
+	tokens := splitList(a.cfg.APIToken)
+	if len(tokens) == 0 {
+		a.log.Warn("no --api-token: /v1/orders is open to any client")
+	}
+	public := httpapi.NewPublic(httpapi.PublicConfig{
+		Service: svc, CallbackSecrets: a.secrets, APITokens: tokens,
+		Ready:   map[string]orderflow.Pinger{"store": a.store},
+		Metrics: a.metrics, Logger: a.log,
+	})
+	admin := httpapi.NewAdmin(httpapi.AdminConfig{
+		Metrics: a.metrics, Logger: a.log,
+		MutexProfileFraction: a.cfg.MutexProfile, BlockProfileRate: a.cfg.BlockProfile,
+	})
+	pubLn, err := a.listen(ctx, "public", a.cfg.Addr)
+	if err != nil {
+		return a.abort(err)
+	}
+	admLn, err := a.listen(ctx, "admin", a.cfg.AdminAddr)
+	if err != nil {
+		pubLn.Close()
+		return a.abort(err)
+	}
+	return a.serve(ctx, []*listener{
+		{name: "public", ln: pubLn, srv: newHTTPServer(public, a.log)},
+		{name: "admin", ln: admLn, srv: newHTTPServer(admin, a.log)},
+	})
+}
+
+type listener struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// serve runs the listeners and the sweeper until ctx ends or a listener
+// fails, then shuts everything down in order.
+func (a *app) serve(ctx context.Context, lns []*listener) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", l.name, err)
+				cancel()
+			}
+		}()
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = a.orders.Run(sweepCtx)
+	}()
+	<-runCtx.Done()
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
+
+	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer scancel()
+	var errs []error
+	for _, l := range lns {
+		if err := l.srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s listener shutdown: %w", l.name, err))
+		}
+	}
+	stopSweep()
+	if err := a.pool.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain apply pool: %w", err))
+	}
+	wg.Wait()
+	if err := a.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	close(errc)
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		a.log.Info("stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// abort releases what run opened before it could start serving.
+func (a *app) abort(err error) error {
+	if a.pool != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		_ = a.pool.Close(ctx)
+	}
+	_ = a.store.Close()
+	return err
+}
+
+func (a *app) listen(ctx context.Context, name, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
+	}
+	a.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+	return ln, nil
+}
+
+// newHTTPServer sets the timeouts a public server needs: a slow client cannot
+// hold a connection forever on headers or an idle keep-alive.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// callbackSecrets returns the configured secrets. serve generates one and
+// shares it in process when none is given; order refuses to start without.
+func callbackSecrets(m mode, flagValue string, log *slog.Logger) ([][]byte, error) {
+	var out [][]byte
+	for _, s := range splitList(flagValue) {
+		out = append(out, []byte(s))
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if m != modeServe {
+		return nil, fmt.Errorf("%s needs --callback-secret (or ORDERFLOW_CALLBACK_SECRET)", m)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("generate callback secret: %w", err)
+	}
+	log.Info("no --callback-secret: generated one, shared in process only")
+	return [][]byte{[]byte(hex.EncodeToString(b))}, nil
+}
+
+// checkBackends refuses backends this build does not run in this mode.
+func checkBackends(c config) error {
+	if c.Bus != "sql" {
+		return fmt.Errorf("bad flag: -bus %q: this build supports sql", c.Bus)
+	}
+	if c.Lock != "local" {
+		return fmt.Errorf("bad flag: -lock %q: this build supports local", c.Lock)
+	}
+	if c.Workers < 1 || c.QueueSize < 1 {
+		return fmt.Errorf("bad flag: -workers and -queue-size must be >= 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("bad flag: -shutdown-timeout must be > 0")
+	}
+	return nil
+}
+
+// sqlitePath takes everything after sqlite:// verbatim as the file path.
+func sqlitePath(url string) (string, error) {
+	path, ok := strings.CutPrefix(url, "sqlite://")
+	if !ok || path == "" {
+		return "", fmt.Errorf("bad flag: -store %q: want sqlite://<path>", url)
+	}
+	return path, nil
+}
