@@ -383,3 +383,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestOpenOddFileNames: the path is a file name, never parsed as URI
+// parameters, whatever characters it holds.
+func TestOpenOddFileNames(t *testing.T) {
+	for _, name := range []string{"with space.db", "q?mode=memory.db", "hash#frag.db", "pct%20.db", "日本.db"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			s, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatalf("Open(%q): %v", path, err)
+			}
+			storetestCreate(t, s, "ord_1")
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("no file at %q: %v", path, err)
+			}
+		})
+	}
+}
