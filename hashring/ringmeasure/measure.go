@@ -67,9 +67,20 @@ func MemberSet(set, n int) []string {
 }
 
 // Summary describes one quantity over the member sets: mean, median, 95th
-// percentile (nearest rank), minimum and maximum.
+// percentile (nearest rank), minimum and maximum, and the values themselves.
 type Summary struct {
 	Mean, Median, P95, Min, Max float64
+	Values                      []float64 // one per member set, ascending
+}
+
+// AtLeast returns the fraction of member sets whose value is >= v: where a
+// quoted figure falls among the sets.
+func (s Summary) AtLeast(v float64) float64 {
+	if len(s.Values) == 0 {
+		return 0
+	}
+	i, _ := slices.BinarySearch(s.Values, v)
+	return float64(len(s.Values)-i) / float64(len(s.Values))
 }
 
 func summarize(xs []float64) Summary {
@@ -89,6 +100,7 @@ func summarize(xs []float64) Summary {
 		P95:    s[rank],
 		Min:    s[0],
 		Max:    s[len(s)-1],
+		Values: s,
 	}
 }
 

@@ -56,6 +56,12 @@ func TestMeasureBalance(t *testing.T) {
 			}
 		})
 	}
+	if got := ringmeasure.MeasureBalance(modulo, 4, 0, cfg).MaxShare.AtLeast(100); got != 0 {
+		t.Errorf("AtLeast(100%%) of modulo's max share = %v, want 0", got)
+	}
+	if got := ringmeasure.MeasureBalance(first, 4, 0, cfg).MaxShare.AtLeast(100); got != 1 {
+		t.Errorf("AtLeast(100%%) of first's max share = %v, want 1", got)
+	}
 	if s := ringmeasure.MeasureBalance(first, 4, 0, cfg).StdDev.Median; math.Abs(s-math.Sqrt(3)*25) > 0.01 {
 		// shares 100, 0, 0, 0 around 25: deviations 75, -25, -25, -25.
 		t.Errorf("stddev = %.2f points, want %.2f", s, math.Sqrt(3)*25)
@@ -105,7 +111,7 @@ func TestMarkdown(t *testing.T) {
 		t.Errorf("table lacks the row:\n%s", md)
 	}
 	cl := ringmeasure.ClaimMarkdown([]ringmeasure.NamedBalance{{Impl: "x", Balance: ringmeasure.MeasureBalance(first, 3, 1, cfg)}})
-	if !strings.Contains(cl, "| x | 1 | 3 | 100.0% |") {
+	if !strings.Contains(cl, "| x | 1 | 3 | 100.0% | 100.0% |") {
 		t.Errorf("claim table lacks the row:\n%s", cl)
 	}
 }

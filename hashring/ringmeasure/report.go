@@ -63,13 +63,13 @@ type NamedBalance struct {
 // deviation of the shares, as median and range over the member sets.
 func ClaimMarkdown(rows []NamedBalance) string {
 	var b strings.Builder
-	b.WriteString("| implementation | vnodes | members | max share median | min–max | stddev (points) median | min–max |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| implementation | vnodes | members | max share median | p95 | min–max | stddev (points) median | p95 | min–max |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.1f%% | %.1f–%.1f%% | %.1f | %.1f–%.1f |\n",
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f%% | %.1f%% | %.1f–%.1f%% | %.1f | %.1f | %.1f–%.1f |\n",
 			r.Impl, vnodesLabel(r.VNodes), r.Members,
-			r.MaxShare.Median, r.MaxShare.Min, r.MaxShare.Max,
-			r.StdDev.Median, r.StdDev.Min, r.StdDev.Max)
+			r.MaxShare.Median, r.MaxShare.P95, r.MaxShare.Min, r.MaxShare.Max,
+			r.StdDev.Median, r.StdDev.P95, r.StdDev.Min, r.StdDev.Max)
 	}
 	return b.String()
 }
