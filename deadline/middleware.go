@@ -82,6 +82,10 @@ func Middleware(own time.Duration, opts Options) func(http.Handler) http.Handler
 			ctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
 			dl, _ := ctx.Deadline()
+			if !time.Now().Before(dl) {
+				onExpired(w, r) // an earlier deadline on the request has passed
+				return
+			}
 			tw := &timeoutWriter{w: w, r: r, ctx: ctx, deadline: dl, onExpired: onExpired}
 			// A plain timer rather than context.AfterFunc: the latter also
 			// registers a child in the parent context, which costs a map

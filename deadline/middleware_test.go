@@ -195,3 +195,16 @@ func TestMiddlewareAttachesBudgets(t *testing.T) {
 		t.Fatalf("budgets in handler = %+v", got)
 	}
 }
+
+func TestMiddlewareParentDeadlinePassed(t *testing.T) {
+	called := false
+	h := deadline.Middleware(time.Second, deadline.Options{OnExpired: apiExpired})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+	if called || rec.Code != http.StatusGatewayTimeout {
+		t.Fatalf("handler called: %v, status %d; want not called, 504", called, rec.Code)
+	}
+}

@@ -63,7 +63,8 @@ type Config struct {
 	// OnWait, when set, is called by the worker with each task's time in the
 	// queue, just before the task runs (typically to feed a histogram). It
 	// costs two clock reads per task, so it is only paid for when set. It must
-	// be cheap and safe for concurrent use.
+	// be cheap, safe for concurrent use, and must not panic (it runs outside
+	// the task's recovery).
 	OnWait func(time.Duration)
 	// OnPanic, when set, is called with the value recovered from a panicking
 	// task, on the goroutine that ran it. It must be safe for concurrent use.
@@ -111,8 +112,8 @@ type slot struct {
 // must wait out before it may close the queue channel.
 const closedBit = int64(1) << 62
 
-// Pool is a fixed set of workers and a bounded queue. Its methods are safe for
-// concurrent use.
+// Pool is a fixed set of workers and a bounded queue, created by New. Its
+// methods are safe for concurrent use.
 type Pool struct {
 	tasks   chan item
 	slots   []slot
@@ -174,7 +175,9 @@ func New(cfg Config) *Pool {
 
 // Submit queues task, waiting for room at most until ctx ends. It returns nil
 // once the task is accepted, ErrClosed after Close, or ctx's error (wrapped)
-// when ctx ended first; only a nil return means the task will run.
+// when ctx ended first; only a nil return means the task will run. While there
+// is room, Submit does not look at ctx: checking an already cancelled context
+// is the caller's business, and not doing it keeps the hot path lock-free.
 //
 // Called from inside a task of the same pool (with the task's context or one
 // derived from it) while the queue is full, or after Close while the pool
@@ -293,9 +296,14 @@ func (p *Pool) newItem(task func(context.Context)) item {
 // waiting further; Done reports when the workers are finally gone.
 //
 // Close may be called more than once and concurrently; every call waits (up to
-// its own ctx) for the same shutdown.
+// its own ctx) for the same shutdown. Called from a task with the task's
+// context, Close starts the shutdown and returns nil at once: a worker cannot
+// wait for itself to exit.
 func (p *Pool) Close(ctx context.Context) error {
 	p.closeOnce.Do(p.shutdown)
+	if ctx.Value(poolKey{}) == p {
+		return nil
+	}
 	select {
 	case <-p.done:
 		return nil

@@ -372,3 +372,18 @@ func TestConcurrentClose(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCloseFromTask(t *testing.T) {
+	p := workerpool.New(workerpool.Config{Workers: 2})
+	errc := make(chan error, 1)
+	if err := p.Submit(context.Background(), func(ctx context.Context) { errc <- p.Close(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Close from a task = %v, want nil", err)
+	}
+	<-p.Done() // bounded by the test timeout: a deadlock shows up here
+	if err := p.TrySubmit(func(context.Context) {}); !errors.Is(err, workerpool.ErrClosed) {
+		t.Fatalf("TrySubmit after Close from a task = %v, want ErrClosed", err)
+	}
+}
