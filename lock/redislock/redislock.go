@@ -33,10 +33,14 @@ var _ orderflow.Locker = (*Locker)(nil)
 const DefaultPrefix = "orderflow:lock:"
 
 // Locker takes locks in one Redis (or one Redis Cluster slot per lock). It
-// holds no state of its own besides the client, and is safe for concurrent use.
+// is safe for concurrent use; the callers of one Locker wait for a key in
+// FIFO order among themselves. Close it when done: it owns a pub/sub
+// connection once anyone had to wait.
 type Locker struct {
 	rdb    redis.UniversalClient
 	prefix string
+	gates  gates
+	n      notifier
 }
 
 // New returns a Locker on rdb. An empty prefix means DefaultPrefix. The caller
@@ -45,8 +49,12 @@ func New(rdb redis.UniversalClient, prefix string) *Locker {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Locker{rdb: rdb, prefix: prefix}
+	return &Locker{rdb: rdb, prefix: prefix, n: notifier{rdb: rdb}}
 }
+
+// Close ends the Locker's pub/sub connection and the goroutine reading it.
+// Call it after every Acquire returned; leases already held keep working.
+func (l *Locker) Close() error { return l.n.close() }
 
 // LockKey is the Redis key that holds the current holder's token for key.
 func (l *Locker) LockKey(key string) string { return l.prefix + "{" + key + "}" }
@@ -60,18 +68,40 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	if err := lock.Check(key, ttl, time.Millisecond); err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		return nil, lock.CtxErr(ctx, key)
+	}
+	leave, err := l.gates.enter(ctx, key)
+	if err != nil {
+		return nil, lock.CtxErr(ctx, key)
+	}
+	le, err := l.acquire(ctx, key, ttl, leave)
+	if err != nil {
+		leave()
+		return nil, err
+	}
+	return le, nil
+}
+
+// acquire contends in Redis. The first try needs no subscription; after
+// that, a waiter tries again at every release message and, since a holder
+// that died never publishes, when the holder's TTL runs out.
+func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, leave func()) (orderflow.Lease, error) {
 	var (
-		ps   *redis.PubSub
-		wake <-chan *redis.Message
+		sub *subscription
+		ch  = l.channel(key)
 	)
 	defer func() {
-		if ps != nil {
-			_ = ps.Close()
+		if sub != nil {
+			l.n.leave(ch, sub)
 		}
 	}()
 	for {
-		if ctx.Err() != nil {
-			return nil, lock.CtxErr(ctx, key)
+		// Taken before the try, so a release between the try and the
+		// wait still wakes us.
+		var wake <-chan struct{}
+		if sub != nil {
+			wake = l.n.waitChan(sub)
 		}
 		sent := time.Now()
 		tok, pttl, err := l.try(ctx, key, ttl)
@@ -79,21 +109,17 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 			return nil, l.fail(ctx, err, key)
 		}
 		if tok != 0 {
-			return l.newLease(key, tok, ttl, sent), nil
+			return l.newLease(key, tok, ttl, sent, leave), nil
 		}
-		if wake == nil {
-			// Subscribe only once we have to wait, and try again right
-			// after: a release published before the subscription took
-			// effect would otherwise go unnoticed until the TTL ends.
-			ps = l.rdb.Subscribe(ctx, l.channel(key))
-			if _, err := ps.Receive(ctx); err != nil {
+		if sub == nil {
+			if sub, err = l.n.join(ctx, ch); err != nil {
 				return nil, l.fail(ctx, err, key)
 			}
-			wake = ps.Channel()
-			continue
+			// Until Redis confirms the subscription this is its
+			// "ready" channel: a release before that is not heard,
+			// so we try again once it is confirmed.
+			wake = l.n.waitChan(sub)
 		}
-		// No release message comes from a holder that died: retry when
-		// its TTL runs out.
 		wait := time.Duration(pttl)*time.Millisecond + time.Millisecond
 		if pttl < 0 {
 			wait = ttl
@@ -105,6 +131,9 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		case <-ctx.Done():
 		}
 		timer.Stop()
+		if ctx.Err() != nil {
+			return nil, lock.CtxErr(ctx, key)
+		}
 	}
 }
 
@@ -138,7 +167,7 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 	return lock.Unavailable(err, "acquiring", key)
 }
 
-func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.Time) *lease.Lease {
+func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.Time, leave func()) *lease.Lease {
 	val := strconv.FormatUint(tok, 10)
 	lockKey := []string{l.LockKey(key)}
 	ms := ttl.Milliseconds()
@@ -160,5 +189,8 @@ func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.T
 			}
 			return nil
 		},
+		// The next caller of this Locker may contend once this lease
+		// is released or lost.
+		OnEnd: leave,
 	})
 }

@@ -52,7 +52,14 @@ func (b breakable) BreakLock(ctx context.Context, key string) error {
 
 func newLocker(t *testing.T) orderflow.Locker {
 	rdb := mustClient(t, "tcp", redisAddr())
-	return breakable{redislock.New(rdb, "orderflow:locktest:"), rdb}
+	return breakable{mustLocker(t, rdb, "orderflow:locktest:"), rdb}
 }
 
 func TestLocker(t *testing.T) { locktest.Run(t, newLocker) }
+
+// mustLocker returns a Locker that is closed when the test ends.
+func mustLocker(t testing.TB, rdb *redis.Client, prefix string) *redislock.Locker {
+	l := redislock.New(rdb, prefix)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}

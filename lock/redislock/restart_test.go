@@ -12,7 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow/lock"
 	"github.com/orderflow/orderflow/lock/locktest"
-	"github.com/orderflow/orderflow/lock/redislock"
 )
 
 func TestFrozenHolder(t *testing.T) { locktest.RunFrozenHolder(t, newLocker) }
@@ -78,7 +77,7 @@ func (r *privateRedis) kill() {
 func TestTokensSurviveEmptyRestart(t *testing.T) {
 	srv := startPrivateRedis(t)
 	rdb := mustClient(t, "unix", srv.sock)
-	l := redislock.New(rdb, "")
+	l := mustLocker(t, rdb, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	key := locktest.Key(t)
@@ -138,7 +137,7 @@ func TestTokensSurviveEmptyRestart(t *testing.T) {
 // timer, not after some polling period.
 func TestWaiterWakesAtExpiry(t *testing.T) {
 	rdb := mustClient(t, "tcp", redisAddr())
-	l := redislock.New(rdb, "orderflow:locktest:")
+	l := mustLocker(t, rdb, "orderflow:locktest:")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	key := locktest.Key(t)

@@ -23,6 +23,9 @@ type Config struct {
 	Extend func(ctx context.Context) (held bool, err error)
 	// Release gives the lock up; it is called at most once.
 	Release func(ctx context.Context) error
+	// OnEnd, if set, runs once when Done closes: after Release, or when the
+	// lease is lost.
+	OnEnd func()
 }
 
 // Margin is how long before the earliest possible expiry Done closes. It
@@ -37,6 +40,7 @@ type Lease struct {
 	stop    context.CancelFunc // ends renewal, including an Extend in flight
 	exited  chan struct{}      // closed when the renewal goroutine returned
 	release func(ctx context.Context) error
+	onEnd   func()
 	relOnce sync.Once
 	relErr  error
 }
@@ -51,6 +55,7 @@ func Start(c Config) *Lease {
 		stop:    stop,
 		exited:  make(chan struct{}),
 		release: c.Release,
+		onEnd:   c.OnEnd,
 	}
 	if c.Extend == nil {
 		close(l.exited)
@@ -67,7 +72,14 @@ func (l *Lease) Token() uint64 { return l.token }
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Lose closes Done. Backends call it when they learn the lock is gone.
-func (l *Lease) Lose() { l.lostMu.Do(func() { close(l.done) }) }
+func (l *Lease) Lose() {
+	l.lostMu.Do(func() {
+		close(l.done)
+		if l.onEnd != nil {
+			l.onEnd()
+		}
+	})
+}
 
 // Release stops renewal, then releases the lock once. Later calls return the
 // first call's result.
