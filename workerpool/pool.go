@@ -73,7 +73,9 @@ type Config struct {
 
 // Stats is a snapshot of a pool's counters. Counters are read one by one
 // without stopping the pool, so under load the fields may be skewed by the
-// tasks that moved in between reads.
+// tasks that moved in between reads; at rest they are exact. Submitted,
+// Completed, Rejected, Panics and CallerRuns never decrease from one call to
+// the next, so they can be exported as counters.
 type Stats struct {
 	Workers    int64 // goroutines started by New
 	Busy       int64 // workers running a task right now
@@ -135,6 +137,8 @@ type Pool struct {
 	inlineDone atomic.Int64
 	inlinePan  atomic.Int64
 	_          [64]byte
+
+	maxSubmitted atomic.Int64 // largest Stats.Submitted reported; see Stats
 
 	closing   chan struct{} // closed by the first Close: wakes blocked Submits
 	closeOnce sync.Once
@@ -349,10 +353,23 @@ func (p *Pool) Stats() Stats {
 		s.Completed += seq / 2
 		s.Panics += sl.panics.Load()
 	}
+	// The queue is read after the workers: a task only moves from queue to
+	// worker, so none is counted twice, but one that moved to an already
+	// read worker in between is missed. The sum is thus never above the
+	// truth and exact at rest; clamping it to the largest value reported
+	// before keeps it monotonic, as a Prometheus counter must be.
 	s.QueueDepth = int64(len(p.tasks))
-	// Read last, so a task moving from queue to worker between the reads is
-	// more likely counted twice than lost; at rest the sum is exact.
 	s.Submitted = s.Completed + s.Busy + s.QueueDepth
+	for {
+		prev := p.maxSubmitted.Load()
+		if s.Submitted <= prev {
+			s.Submitted = prev
+			break
+		}
+		if p.maxSubmitted.CompareAndSwap(prev, s.Submitted) {
+			break
+		}
+	}
 	return s
 }
 

@@ -387,3 +387,40 @@ func TestCloseFromTask(t *testing.T) {
 		t.Fatalf("TrySubmit after Close from a task = %v, want ErrClosed", err)
 	}
 }
+
+// TestStatsCountersMonotonic reads Stats while tasks flow: exported as
+// Prometheus counters, Submitted and Completed must never go down.
+func TestStatsCountersMonotonic(t *testing.T) {
+	p := workerpool.New(workerpool.Config{Workers: 8, QueueSize: 4})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = p.Submit(context.Background(), func(context.Context) {})
+			}
+		})
+	}
+	var prev workerpool.Stats
+	for range 20000 {
+		st := p.Stats()
+		if st.Submitted < prev.Submitted || st.Completed < prev.Completed {
+			t.Fatalf("counters went down: %+v after %+v", st, prev)
+		}
+		if st.Completed > st.Submitted {
+			t.Fatalf("more completed than submitted: %+v", st)
+		}
+		prev = st
+	}
+	close(stop)
+	wg.Wait()
+	mustClose(t, p)
+	if st := p.Stats(); st.Submitted != st.Completed {
+		t.Fatalf("at rest: %+v, want Submitted == Completed", st)
+	}
+}
