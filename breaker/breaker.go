@@ -34,15 +34,22 @@ type Breaker struct {
 	slow        time.Duration // successes at least this slow always read the clock
 	classify    Classifier    // nil: DefaultClassify, called directly
 
-	// Lock-free state read by the hot path.
+	// Lock-free state read by the hot path, written only at transitions,
+	// rotations and evaluations.
 	state         atomic.Uint32
 	cur           atomic.Pointer[slot]
-	consec        atomic.Uint64
 	nextEval      atomic.Int64
 	openUntil     atomic.Int64
 	probesLeft    atomic.Int64
 	probeDeadline atomic.Int64
-	rejected      atomic.Uint64
+
+	// Counters written per call (per failure, per rejection) live on their
+	// own cache line, so that writing them does not evict the line every
+	// caller reads the state from.
+	_        [64]byte
+	consec   atomic.Uint64
+	rejected atomic.Uint64
+	_        [64]byte
 
 	mu       sync.Mutex // guards the fields below and every transition
 	slots    []slot

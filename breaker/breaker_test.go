@@ -3,7 +3,9 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -441,6 +443,36 @@ func TestOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestSnapshotLogValue(t *testing.T) {
+	h := newHarness(t, breaker.Config{Name: "dep"})
+	h.open()
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("breaker", "snapshot", h.b.Snapshot())
+	for _, want := range []string{`"name":"dep"`, `"state":"open"`, `"reason":"consecutive_failures"`, `"error_rate":1`, `"open_for":1000000000`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %s lacks %s", buf.String(), want)
+		}
+	}
+}
+
+func TestStrings(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{breaker.Closed.String(), "closed"},
+		{breaker.Open.String(), "open"},
+		{breaker.HalfOpen.String(), "half-open"},
+		{breaker.State(7).String(), "state(7)"},
+		{breaker.Success.String(), "success"},
+		{breaker.Failure.String(), "failure"},
+		{breaker.Ignored.String(), "ignored"},
+		{breaker.Outcome(12).String(), "outcome(12)"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
 	}
 }
