@@ -2,6 +2,7 @@ package hashring
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -63,6 +64,9 @@ type placement struct {
 
 // NewBounded returns a Bounded placing keys on r's members.
 func NewBounded(r *Ring, cfg BoundedConfig) (*Bounded, error) {
+	if r == nil {
+		return nil, errors.New("hashring: NewBounded: nil ring")
+	}
 	c := cfg.LoadFactor
 	if c == 0 {
 		c = DefaultLoadFactor

@@ -42,6 +42,9 @@ func checkCaps(tb testing.TB, b *hashring.Bounded, members int) {
 
 func TestNewBoundedRejectsBadLoadFactor(t *testing.T) {
 	r := mustNew(t, names("n", 3))
+	if _, err := hashring.NewBounded(nil, hashring.BoundedConfig{}); err == nil {
+		t.Error("NewBounded(nil ring): no error")
+	}
 	for _, c := range []float64{1, 0.5, -2, math.Inf(1), math.NaN()} {
 		if _, err := hashring.NewBounded(r, hashring.BoundedConfig{LoadFactor: c}); err == nil {
 			t.Errorf("NewBounded(c=%v): no error", c)

@@ -54,7 +54,8 @@ func WithVirtualNodes(n int) Option {
 	}
 }
 
-// Ring is a consistent-hash ring with virtual nodes. Lookups (Locate, LocateN,
+// Ring is a consistent-hash ring with virtual nodes. The zero Ring is empty
+// and uses DefaultVirtualNodes. Lookups (Locate, LocateN,
 // AppendN) are lock-free, allocate nothing and run in constant time whatever
 // the number of virtual nodes: they read an immutable snapshot that membership
 // changes (Set, Add, Remove) replace atomically. Membership changes are
@@ -82,7 +83,12 @@ func New(members []Member, opts ...Option) (*Ring, error) {
 }
 
 // VirtualNodes returns the virtual nodes per unit of weight.
-func (r *Ring) VirtualNodes() int { return r.vnodes }
+func (r *Ring) VirtualNodes() int {
+	if r.vnodes < 1 {
+		return DefaultVirtualNodes // zero Ring
+	}
+	return r.vnodes
+}
 
 // Set replaces the membership. On error the ring is unchanged.
 func (r *Ring) Set(members []Member) error {
@@ -92,7 +98,7 @@ func (r *Ring) Set(members []Member) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.snap.Store(build(r.snap.Load(), ms, r.vnodes))
+	r.snap.Store(build(r.snap.Load(), ms, r.VirtualNodes()))
 	return nil
 }
 
@@ -110,7 +116,7 @@ func (r *Ring) Add(m Member) error {
 	if err != nil {
 		return err
 	}
-	r.snap.Store(build(r.snap.Load(), ms, r.vnodes))
+	r.snap.Store(build(r.snap.Load(), ms, r.VirtualNodes()))
 	return nil
 }
 
@@ -124,7 +130,7 @@ func (r *Ring) Remove(name string) bool {
 		return false
 	}
 	ms := slices.Delete(slices.Clone(s.members), i, i+1)
-	r.snap.Store(build(s, ms, r.vnodes))
+	r.snap.Store(build(s, ms, r.VirtualNodes()))
 	return true
 }
 

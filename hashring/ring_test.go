@@ -68,6 +68,25 @@ func TestNewRejectsInvalidMembers(t *testing.T) {
 	}
 }
 
+func TestZeroRingUsesDefaults(t *testing.T) {
+	var zero hashring.Ring
+	for _, m := range goldenMembers {
+		if err := zero.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := mustNew(t, goldenMembers)
+	for _, k := range keys(1_000) {
+		got, _ := zero.Locate(k)
+		if w, _ := want.Locate(k); got != w {
+			t.Fatalf("zero Ring: Locate(%q) = %q, New gives %q", k, got, w)
+		}
+	}
+	if zero.VirtualNodes() != hashring.DefaultVirtualNodes {
+		t.Fatalf("zero Ring VirtualNodes = %d", zero.VirtualNodes())
+	}
+}
+
 func TestEmptyRing(t *testing.T) {
 	for name, r := range map[string]*hashring.Ring{"zero": new(hashring.Ring), "new": mustNew(t, nil)} {
 		t.Run(name, func(t *testing.T) {
