@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // BenchmarkCallbackPath measures the callback path of the order service: a
 // new risk.decided recorded (durably) and then applied, by 1, 16 and 64
 // concurrent writers, the way HTTP handlers and the apply pool drive the
-// store. One op is one callback: two writes. commits/write is fsyncs per
+// store. One op is one callback: two writes; p50-ms and p99-ms are the
+// latency of one callback (record + apply) as its goroutine saw it. commits/write is fsyncs per
 // write; commits/callback is fsyncs per callback request.
 func BenchmarkCallbackPath(b *testing.B) {
 	for _, writers := range []int{1, 16, 64} {
@@ -33,8 +35,11 @@ func BenchmarkCallbackPath(b *testing.B) {
 				return err
 			})
 			before := s.Stats()
+			took := make([]time.Duration, b.N)
 			b.ResetTimer()
 			parallel(b, writers, len(ids), func(i int) error {
+				start := time.Now()
+				defer func() { took[i] = time.Since(start) }()
 				c := storetest.NewCallback(ids[i], orderflow.EventRiskDecided, orderflow.DecisionApprove, 0.1, "v3")
 				if r, err := s.RecordCallback(ctx, c); err != nil || r != orderflow.Accepted {
 					return fmt.Errorf("record %s: %v, %v", ids[i], r, err)
@@ -51,6 +56,9 @@ func BenchmarkCallbackPath(b *testing.B) {
 			b.ReportMetric(commits/writes, "commits/write")
 			b.ReportMetric(commits/float64(b.N), "commits/callback")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "callbacks/s")
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 			// Totals since Open, setup included: what an fsync count taken
 			// with strace over the whole run compares with.
 			b.Logf("N=%d: store totals %d writes, %d commits, largest batch %d",
