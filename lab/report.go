@@ -20,7 +20,8 @@ type Env struct {
 	GOMAXPROCS int       `json:"gomaxprocs"`
 	NumCPU     int       `json:"num_cpu"`
 	CPUModel   string    `json:"cpu_model"`
-	Race       bool      `json:"race"` // built with -race: every number is inflated
+	LoadAvg    string    `json:"load_avg,omitempty"` // /proc/loadavg at the start: how shared the machine was
+	Race       bool      `json:"race"`               // built with -race: every number is inflated
 	Quick      bool      `json:"quick"`
 	Time       time.Time `json:"time"`
 }
@@ -34,6 +35,7 @@ func CurrentEnv(opt Options) Env {
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		NumCPU:     runtime.NumCPU(),
 		CPUModel:   cpuModel(),
+		LoadAvg:    loadAvg(),
 		Race:       raceEnabled,
 		Quick:      opt.Quick,
 		Time:       time.Now().UTC().Truncate(time.Second),
@@ -56,6 +58,20 @@ func cpuModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages of /proc/loadavg, or ""
+// where there is no such file.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // WriteText renders one result for a terminal: the claim, what was measured,
@@ -89,15 +105,18 @@ func WriteMarkdownHeader(w io.Writer, env Env, results []Result) error {
 	ew.printf("| Go | %s %s/%s |\n", env.GoVersion, env.GOOS, env.GOARCH)
 	ew.printf("| GOMAXPROCS | %d (NumCPU %d) |\n", env.GOMAXPROCS, env.NumCPU)
 	ew.printf("| CPU | %s |\n", env.CPUModel)
+	if env.LoadAvg != "" {
+		ew.printf("| load average (1, 5, 15 min) at start | %s |\n", env.LoadAvg)
+	}
 	ew.printf("| race detector | %v |\n", env.Race)
 	ew.printf("| quick | %v |\n", env.Quick)
 	ew.printf("| when | %s |\n\n", env.Time.Format(time.RFC3339))
-	ew.printf("The machine was shared with other builds and benchmarks while this ran: " +
+	ew.printf("The machine was shared with other builds and benchmarks while this ran (see the load average against the CPU count): " +
 		"treat absolute numbers as noisy, look at ratios measured in the same run, and at the spread.\n")
 	ew.printf("Each number is the median of n runs; spread is max - min. Verdicts are computed from these numbers by the experiment's code.\n\n")
 	ew.printf("| experiment | verdict | condition |\n|---|---|---|\n")
 	for _, r := range results {
-		ew.printf("| [%s](#%s) | %s | %s |\n", r.Name, anchor(r.Name), r.Verdict, cell(r.Condition))
+		ew.printf("| [%s](#%s) | %s | %s |\n", r.Name, anchor(r.Name), r.Verdict, cell(abbrev(r.Condition, 200)))
 	}
 	ew.printf("\n")
 	return ew.err
@@ -157,6 +176,19 @@ func num(f float64) string {
 	default:
 		return fmt.Sprintf("%.3g", f)
 	}
+}
+
+// abbrev shortens s to about n bytes at a word boundary, for index tables;
+// the full text is in the section below them.
+func abbrev(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := strings.LastIndex(s[:n], " ")
+	if cut <= 0 {
+		cut = n
+	}
+	return s[:cut] + " …"
 }
 
 func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

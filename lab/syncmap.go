@@ -109,7 +109,7 @@ func MapSweep(ctx context.Context, opt Options, impls []MapImpl) (Result, error)
 	writes := []int{0, 5, 15, 30, 50}
 	keySpaces := []int{64, 65536}
 	procs := []int{1, 2}
-	d, runs := 40*time.Millisecond, 3
+	d, runs := 30*time.Millisecond, 3
 	if opt.Quick {
 		writes, keySpaces, procs = []int{0, 30}, []int{1024}, []int{2}
 		d, runs = 3*time.Millisecond, 1

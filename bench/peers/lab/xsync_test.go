@@ -52,7 +52,7 @@ func BenchmarkMaps(b *testing.B) {
 	const keys = 1 << 16
 	for _, writePct := range []int{0, 10, 50} {
 		for _, im := range peerlab.Impls() {
-			b.Run(fmt.Sprintf("writes=%d%%/%s", writePct, strings.ReplaceAll(im.Name, " ", "_")), func(b *testing.B) {
+			b.Run(fmt.Sprintf("writes=%d%%/%s", writePct, strings.NewReplacer(" ", "_", ",", "").Replace(im.Name)), func(b *testing.B) {
 				m := im.New(keys)
 				for k := range uint64(keys) {
 					m.Store(k, k)
