@@ -75,6 +75,8 @@ type app struct {
 	metrics *telemetry.Metrics
 	pool    *workerpool.Pool
 	orders  *order.Service
+	// onListen, when set, learns each listener's address (tests).
+	onListen func(name, addr string)
 }
 
 func (a *app) run(ctx context.Context) error {
@@ -198,6 +200,9 @@ func (a *app) listen(ctx context.Context, name, addr string) (net.Listener, erro
 		return nil, fmt.Errorf("%s listener on %s: %w", name, addr, err)
 	}
 	a.log.Info("listening", "listener", name, "addr", ln.Addr().String())
+	if a.onListen != nil {
+		a.onListen(name, ln.Addr().String())
+	}
 	return ln, nil
 }
 
