@@ -68,8 +68,9 @@ func (s *Store) Stats() WriteStats {
 // fn runs on the writer goroutine inside a SAVEPOINT of a transaction shared
 // with other callers' writes. When fn returns an error only its own changes
 // are rolled back and Write returns that error. fn must not call Write (the
-// writer would wait for itself) and should only touch the database: the whole
-// batch waits for it.
+// writer would wait for itself), must not end the transaction itself (a
+// COMMIT or ROLLBACK in fn aborts its whole batch) and should only touch the
+// database: the whole batch waits for it.
 //
 // Outcomes:
 //   - nil: fn's changes are committed and durable.

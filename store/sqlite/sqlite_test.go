@@ -405,3 +405,45 @@ func TestOpenOddFileNames(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenTransactionAbortsBatch: a write that ends the shared transaction
+// itself (a bug) fails its whole batch with a known outcome, nothing written,
+// and the writer goes on with the next batch.
+func TestBrokenTransactionAbortsBatch(t *testing.T) {
+	s, entered, release := blockingStore(t)
+	ctx := context.Background()
+	go func() { _ = s.Write(ctx, noop) }()
+	<-entered
+	var wg sync.WaitGroup
+	var good, rogue error
+	wg.Go(func() {
+		good = s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, type, order_id, payload, created_at) VALUES ('good', 't', 'o', x'', 0)`)
+			return err
+		})
+	})
+	waitFor(t, func() bool { return s.Stats().Queued == 1 })
+	wg.Go(func() {
+		rogue = s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `ROLLBACK`)
+			return err
+		})
+	})
+	waitFor(t, func() bool { return s.Stats().Queued == 2 })
+	release()
+	wg.Wait()
+	if orderflow.ErrorCode(good) != orderflow.EInternal || !strings.Contains(good.Error(), "nothing was written") {
+		t.Fatalf("write batched with a rogue one = %v, want internal, nothing written", good)
+	}
+	if rogue == nil {
+		t.Fatal("the rogue write succeeded")
+	}
+	var n int
+	if err := s.ReadDB().QueryRow(`SELECT count(*) FROM outbox WHERE id = 'good'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows (err %v) of an aborted batch, want 0", n, err)
+	}
+	storetestCreate(t, s, "ord_after")
+	if st := s.Stats(); st.CommitErrors != 1 {
+		t.Fatalf("CommitErrors = %d, want 1", st.CommitErrors)
+	}
+}
