@@ -41,3 +41,19 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	})
 }
+
+// The closed path must not allocate: checked in the test run too, so that a
+// regression fails CI instead of waiting for someone to read a benchmark.
+func TestClosedPathDoesNotAllocate(t *testing.T) {
+	br := breaker.New(breaker.Config{})
+	allocs := testing.AllocsPerRun(1000, func() {
+		tk, err := br.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Done(nil, 5*time.Millisecond)
+	})
+	if allocs != 0 {
+		t.Fatalf("closed path: %v allocs per call, want 0", allocs)
+	}
+}
