@@ -1,8 +1,10 @@
 package deadline
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -16,7 +18,10 @@ type Options struct {
 	// runs out before the handler wrote anything. The HTTP layer sets it to
 	// write the API's 504 deadline_exceeded body. It may run on a goroutine
 	// other than the handler's, never at the same time as the handler writes,
-	// and only before Middleware returns. Nil writes a plain-text 504.
+	// and only before Middleware returns. When it answers for a running
+	// handler, its output is buffered and sent with a Content-Length and
+	// flushed, so the client has the whole answer at the deadline even if
+	// the handler is stuck. Nil writes a plain-text 504.
 	OnExpired func(w http.ResponseWriter, r *http.Request)
 	// Budgets, when any field is set, are attached to the request context
 	// (WithBudgets) for Call and Storage further down.
@@ -217,11 +222,46 @@ func (tw *timeoutWriter) pastDeadline() bool {
 }
 
 // answer writes the 504 and pushes it out now: the handler may still be
-// running, and the response would otherwise wait for it. Called with mu held.
+// running, and the response would otherwise wait for it. The hook's output is
+// buffered so it goes out with a Content-Length: a flushed response without
+// one is chunked and not complete for the client until the handler returns.
+// Called with mu held; the handler writes only its private header map, so
+// the real one is ours here.
 func (tw *timeoutWriter) answer() {
 	tw.expired = true
-	tw.onExpired(tw.w, tw.r)
+	bw := &bufferedWriter{h: tw.w.Header()}
+	tw.onExpired(bw, tw.r)
+	if bw.code == 0 {
+		bw.code = http.StatusOK // as net/http would: the hook chose to write nothing else
+	}
+	if bw.h.Get("Content-Length") == "" {
+		bw.h.Set("Content-Length", strconv.Itoa(bw.buf.Len()))
+	}
+	tw.w.WriteHeader(bw.code)
+	_, _ = tw.w.Write(bw.buf.Bytes())
 	_ = http.NewResponseController(tw.w).Flush()
+}
+
+// bufferedWriter collects OnExpired's response.
+type bufferedWriter struct {
+	h    http.Header
+	code int
+	buf  bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.h }
+
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	return b.buf.Write(p)
 }
 
 // finish runs on the handler's goroutine after it returned.

@@ -208,3 +208,26 @@ func TestMiddlewareParentDeadlinePassed(t *testing.T) {
 		t.Fatalf("handler called: %v, status %d; want not called, 504", called, rec.Code)
 	}
 }
+
+// TestMiddlewareAnswersWhileHandlerStuck: the client reads the whole 504
+// while the handler is still blocked, so a stuck handler costs the client
+// nothing past its deadline. The handler is released only afterwards.
+func TestMiddlewareAnswersWhileHandlerStuck(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(deadline.Middleware(30*time.Millisecond, deadline.Options{OnExpired: apiExpired})(
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release })))
+	defer srv.Close()
+	defer close(release) // runs before srv.Close, which waits for the handler
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "deadline_exceeded") {
+		t.Fatalf("got %d %q, want the 504 body", resp.StatusCode, body)
+	}
+}
