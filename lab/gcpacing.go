@@ -192,8 +192,7 @@ func gcVerdict(res Result, rows []gcRow) Result {
 	var tb strings.Builder
 	tb.WriteString("| live heap | HeapAlloc | NextGC | goal/live | predicted goal/live (live+stacks+globals) | goal/live with GOMEMLIMIT | natural GCs | pauses | pause p50 | pause max |\n")
 	tb.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	var holdAt, failAt []string
-	limitCaps := true
+	var holdAt, failAt, capped []string
 	var allPauses []float64
 	for _, r := range rows {
 		ratio := r.goal / r.live
@@ -210,8 +209,8 @@ func gcVerdict(res Result, rows []gcRow) Result {
 		} else {
 			failAt = append(failAt, fmt.Sprintf("%d MiB (%.2fx)", r.sizeMiB, ratio))
 		}
-		if limRatio >= 1.8 {
-			limitCaps = false
+		if limRatio < ratio-0.1 {
+			capped = append(capped, fmt.Sprintf("%d MiB: %.2fx→%.2fx", r.sizeMiB, ratio, limRatio))
 		}
 		if r.pausesN > 0 {
 			allPauses = append(allPauses, r.pausesP50)
@@ -227,8 +226,9 @@ func gcVerdict(res Result, rows []gcRow) Result {
 	var notes []string
 	notes = append(notes, fmt.Sprintf("Pauses: median %.1f µs per stop-the-world phase (quoted 32–51 µs: %s); "+
 		"pauses are this machine's and this heap's, GC work itself is concurrent.", pm.Median, holdsWord(pauseInQuote)))
-	if limitCaps {
-		notes = append(notes, "A GOMEMLIMIT half the live heap above current use pulls the goal below 1.8x at every size: the limit, not GOGC, paces then.")
+	if len(capped) > 0 {
+		notes = append(notes, "A GOMEMLIMIT half the live heap above current use lowered the goal ("+strings.Join(capped, ", ")+
+			"): the limit, not GOGC, paces then.")
 	}
 	notes = append(notes, "The goal is live + (live + goroutine stacks + globals) × GOGC/100 since Go 1.18, with a 4 MiB floor "+
 		"(GOGC=100): small heaps get a goal far above 2x.")
@@ -245,9 +245,11 @@ func gcVerdict(res Result, rows []gcRow) Result {
 		res.Condition = fmt.Sprintf("holds (goal/live within 1.8–2.3) for live heaps of %s with GOGC=100 and no memory limit; not for %s",
 			strings.Join(holdAt, ", "), strings.Join(failAt, ", "))
 	}
-	if limitCaps {
-		res.Condition += "; a GOMEMLIMIT close to the heap overrides it"
+	if len(capped) > 0 {
+		res.Condition += fmt.Sprintf("; a GOMEMLIMIT close to the heap overrides GOGC (goal lowered at %d of %d sizes)", len(capped), len(rows))
 	}
+	res.Condition += fmt.Sprintf("; GC pause median %.0f µs against the quoted 32–51 µs (%s on this machine%s)",
+		pm.Median, holdsWord(pauseInQuote), raceNote())
 	return res
 }
 
