@@ -61,3 +61,25 @@ func ExamplePool_Submit_nested() {
 	fmt.Println(ran.Load())
 	// Output: 5
 }
+
+func ExamplePool_Close() {
+	p := workerpool.New(workerpool.Config{Workers: 1})
+	_ = p.Submit(context.Background(), func(ctx context.Context) {
+		// A long task that watches the pool's context.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Hour):
+		}
+	})
+	// Shutdown with a bound: when it runs out, the task's context is
+	// cancelled and Close returns without waiting further.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := p.Close(ctx)
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+	<-p.Done() // the worker is gone once the task has returned
+	fmt.Println(p.Stats().Completed)
+	// Output:
+	// true
+	// 1
+}

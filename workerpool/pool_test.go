@@ -3,6 +3,7 @@ package workerpool_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -302,24 +303,40 @@ func TestSubmitRacingClose(t *testing.T) {
 }
 
 func TestPanicIsRecovered(t *testing.T) {
-	var recovered atomic.Value
-	p := workerpool.New(workerpool.Config{Workers: 1, OnPanic: func(r any) { recovered.Store(r) }})
-	var after atomic.Bool
-	if err := p.Submit(context.Background(), func(context.Context) { panic("boom") }); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		value any
+		check func(recovered any) bool
+	}{
+		{"String", "boom", func(r any) bool { return r == "boom" }},
+		{"Error", errors.New("bad"), func(r any) bool { e, ok := r.(error); return ok && e.Error() == "bad" }},
+		// Since Go 1.21 panic(nil) recovers as *runtime.PanicNilError; it
+		// must count as a panic, not pass for a normal return.
+		{"Nil", nil, func(r any) bool { _, ok := r.(*runtime.PanicNilError); return ok }},
 	}
-	if err := p.Submit(context.Background(), func(context.Context) { after.Store(true) }); err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, p)
-	if !after.Load() {
-		t.Fatal("the worker died with the panicking task")
-	}
-	if got := recovered.Load(); got != "boom" {
-		t.Fatalf("OnPanic got %v, want boom", got)
-	}
-	if st := p.Stats(); st.Panics != 1 || st.Completed != 2 {
-		t.Fatalf("Stats %+v, want Panics=1 Completed=2", st)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var recovered atomic.Value
+			p := workerpool.New(workerpool.Config{Workers: 1, OnPanic: func(r any) { recovered.Store(&r) }})
+			var after atomic.Bool
+			if err := p.Submit(context.Background(), func(context.Context) { panic(tt.value) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Submit(context.Background(), func(context.Context) { after.Store(true) }); err != nil {
+				t.Fatal(err)
+			}
+			mustClose(t, p)
+			if !after.Load() {
+				t.Fatal("the worker died with the panicking task")
+			}
+			got, _ := recovered.Load().(*any)
+			if got == nil || !tt.check(*got) {
+				t.Fatalf("OnPanic got %v", got)
+			}
+			if st := p.Stats(); st.Panics != 1 || st.Completed != 2 {
+				t.Fatalf("Stats %+v, want Panics=1 Completed=2", st)
+			}
+		})
 	}
 }
 
