@@ -87,7 +87,8 @@ func Middleware(own time.Duration, opts Options) func(http.Handler) http.Handler
 			ctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
 			dl, _ := ctx.Deadline()
-			if !time.Now().Before(dl) {
+			left := time.Until(dl)
+			if left <= 0 {
 				onExpired(w, r) // an earlier deadline on the request has passed
 				return
 			}
@@ -95,7 +96,7 @@ func Middleware(own time.Duration, opts Options) func(http.Handler) http.Handler
 			// A plain timer rather than context.AfterFunc: the latter also
 			// registers a child in the parent context, which costs a map
 			// per request for a cancellation we do not need to act on.
-			timer := time.AfterFunc(time.Until(dl), tw.expire)
+			timer := time.AfterFunc(left, tw.expire)
 			defer timer.Stop()
 			next.ServeHTTP(tw, r.WithContext(ctx))
 			tw.finish()
