@@ -18,9 +18,9 @@ type MapImpl struct {
 }
 
 // MapImpls returns the contenders of this package: sync.Map (twice: with
-// keys and values boxed once, ahead of time, which measures the map alone,
-// and boxed at every call, which is what uint64-keyed code pays), a map
-// under one sync.RWMutex, and a map split into 32 RWMutex shards. Third-party
+// keys and values boxed once, ahead of time, so no call allocates, and
+// boxed at every call, which is what uint64-keyed code pays), a map under
+// one sync.RWMutex, and a map split into 32 RWMutex shards. Third-party
 // contenders are added in bench/peers/lab, so that this module does not
 // depend on them.
 func MapImpls() []MapImpl {

@@ -158,6 +158,23 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 		}
 		return mapCell{}, false
 	}
+	// The verdict judges sync.Map by the better of its two variants in each
+	// cell (throughput and p99 separately): the reading most favourable to
+	// the claim, so a refutation cannot come from how the keys were boxed.
+	findSync := func(pr, keys, wp int) (mapCell, bool) {
+		a, okA := find("sync.Map", pr, keys, wp)
+		b, okB := find("sync.Map, uint64 boxed per call", pr, keys, wp)
+		if !okA || !okB {
+			return a, okA
+		}
+		if b.opsPerS.Median > a.opsPerS.Median {
+			a.opsPerS = b.opsPerS
+		}
+		if b.writeP99.Runs > 0 && (a.writeP99.Runs == 0 || b.writeP99.Median < a.writeP99.Median) {
+			a.writeP99 = b.writeP99
+		}
+		return a, true
+	}
 	var tb strings.Builder
 	tb.WriteString("| GOMAXPROCS | keys | writes |")
 	for _, im := range impls {
@@ -199,7 +216,7 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 	}
 	dropHolds := 0
 	for _, g := range groups {
-		sm, ok1 := find("sync.Map", g.procs, g.keys, 0)
+		sm, ok1 := findSync(g.procs, g.keys, 0)
 		rw, ok2 := find("RWMutex+map", g.procs, g.keys, 0)
 		if ok1 && ok2 {
 			readCells++
@@ -214,7 +231,7 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 			}
 		}
 		for _, wp := range writes[1:] {
-			sm, ok1 := find("sync.Map", g.procs, g.keys, wp)
+			sm, ok1 := findSync(g.procs, g.keys, wp)
 			rw, ok2 := find("RWMutex+map", g.procs, g.keys, wp)
 			if ok1 && ok2 && sm.writeP99.Runs > 0 && rw.writeP99.Runs > 0 {
 				p99Cells++
@@ -225,8 +242,8 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 		}
 		rw0, ok1 := find("RWMutex+map", g.procs, g.keys, 0)
 		rwH, ok2 := find("RWMutex+map", g.procs, g.keys, highWrite)
-		sm0, ok3 := find("sync.Map", g.procs, g.keys, 0)
-		smH, ok4 := find("sync.Map", g.procs, g.keys, highWrite)
+		sm0, ok3 := findSync(g.procs, g.keys, 0)
+		smH, ok4 := findSync(g.procs, g.keys, highWrite)
 		if ok1 && ok2 && ok3 && ok4 {
 			rwDrop := 1 - ratio(rwH.opsPerS.Median, rw0.opsPerS.Median)
 			smDrop := 1 - ratio(smH.opsPerS.Median, sm0.opsPerS.Median)
@@ -259,8 +276,8 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 	res.Condition = strings.Join(parts, "; ") + fmt.Sprintf(" (%s, %d workers, uniform keys%s)", runtime.Version(), mapWorkers, raceNote())
 	res.Notes = fmt.Sprintf("Each cell: %d run(s) of %s, median shown; write p99 from every 8th write, timed with time.Now "+
 		"(under GOMAXPROCS=1 it includes waiting for the time slice of another worker). Since Go 1.24 sync.Map is a concurrent hash-trie, "+
-		"not the read-map/dirty-map design the quoted figures were measured on. \"sync.Map\" in the verdict is the pre-boxed variant, "+
-		"the one most favourable to the claim; the drop is counted as holding where RWMutex+map loses ≥25%% "+
+		"not the read-map/dirty-map design the quoted figures were measured on. sync.Map in the verdict is the better of its two variants in each cell "+
+		"(pre-boxed keys add a random read of the boxed-key table; boxing per call adds a small allocation); the drop is counted as holding where RWMutex+map loses ≥25%% "+
 		"and more than sync.Map.", runs, d)
 	return res
 }
