@@ -60,7 +60,9 @@ func (b breakable) BreakLock(ctx context.Context, key string) error {
 
 func newLocker(t *testing.T) orderflow.Locker {
 	cli := mustClient(t)
-	return breakable{etcdlock.New(cli, "/orderflow/locktest/"), cli}
+	l := etcdlock.New(cli, "/orderflow/locktest/")
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return breakable{l, cli}
 }
 
 func TestLocker(t *testing.T) { locktest.Run(t, newLocker) }
