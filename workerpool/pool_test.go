@@ -342,7 +342,7 @@ func TestPanicIsRecovered(t *testing.T) {
 
 func TestGoexitKeepsWorkerCount(t *testing.T) {
 	p := workerpool.New(workerpool.Config{Workers: 1})
-	if err := p.Submit(context.Background(), func(context.Context) { runtimeGoexit() }); err != nil {
+	if err := p.Submit(context.Background(), func(context.Context) { runtime.Goexit() }); err != nil {
 		t.Fatal(err)
 	}
 	var ran atomic.Bool

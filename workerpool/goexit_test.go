@@ -1,5 +1,0 @@
-package workerpool_test
-
-import "runtime"
-
-func runtimeGoexit() { runtime.Goexit() }
