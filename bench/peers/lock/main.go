@@ -1,0 +1,345 @@
+// Command lock measures orderflow's lockers against well-known peers, side by
+// side in one run: uncontended acquire+release cycles per second, and, with G
+// goroutines on one key, handoffs per second and acquire-latency percentiles.
+//
+//	go run ./lock -rounds 6 -d 1s
+//
+// Rounds interleave the implementations so that a noisy neighbour on the
+// shared machine hurts all of them alike; rates are the median over rounds,
+// percentiles are over all samples pooled. Results go to stdout as a markdown
+// table (docs/benchmarks/lock.md has a run and the command).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bsm "github.com/bsm/redislock"
+	"github.com/go-redsync/redsync/v4"
+	rsgoredis "github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/redis/go-redis/v9"
+	"github.com/zeromicro/go-zero/core/logx"
+	zrds "github.com/zeromicro/go-zero/core/stores/redis"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/lock/etcdlock"
+	"github.com/orderflow/orderflow/lock/local"
+	"github.com/orderflow/orderflow/lock/redislock"
+)
+
+// release gives one acquired lock back.
+type release func(ctx context.Context) error
+
+// acquirer takes one lock on a fixed key; each goroutine gets its own, since
+// some peers keep per-holder state in their lock object.
+type acquirer func(ctx context.Context) (release, error)
+
+// impl makes acquirers for a key.
+type impl struct {
+	name  string
+	token bool // hands out a fencing token
+	new   func(key string) (acquirer, func())
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "lock bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		redisAddr = flag.String("redis", "127.0.0.1:6379", "Redis address")
+		etcdAddr  = flag.String("etcd", "127.0.0.1:2379", "etcd endpoint")
+		d         = flag.Duration("d", time.Second, "duration of one measurement")
+		rounds    = flag.Int("rounds", 6, "rounds (each implementation measured once per round)")
+		g         = flag.Int("g", 8, "goroutines on one key in the contended runs")
+		retry     = flag.Duration("retry", 10*time.Millisecond, "sleep between tries for the peers that poll (bsm, go-zero)")
+		only      = flag.String("only", "", "comma-separated substrings: run only matching implementations")
+		ttl       = flag.Duration("ttl", 10*time.Second, "lock TTL")
+	)
+	flag.Parse()
+	logx.Disable()
+
+	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 64})
+	defer rdb.Close()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{*etcdAddr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer cli.Close()
+	zr := zrds.MustNewRedis(zrds.RedisConf{Host: *redisAddr, Type: zrds.NodeType})
+	rs := redsync.New(rsgoredis.NewPool(rdb))
+	bsmc := bsm.New(rdb)
+	ours := redislock.New(rdb, "bench:")
+	defer ours.Close()
+	oursEtcd := etcdlock.New(cli, "/bench/")
+	defer oursEtcd.Close(context.Background())
+	loc := local.New()
+	secs := int(ttl.Seconds())
+
+	impls := []impl{
+		{"local", true, func(key string) (acquirer, func()) {
+			return func(ctx context.Context) (release, error) {
+				le, err := loc.Acquire(ctx, key, *ttl)
+				if err != nil {
+					return nil, err
+				}
+				return le.Release, nil
+			}, nil
+		}},
+		{"redislock (ours)", true, func(key string) (acquirer, func()) {
+			return func(ctx context.Context) (release, error) {
+				le, err := ours.Acquire(ctx, key, *ttl)
+				if err != nil {
+					return nil, err
+				}
+				return le.Release, nil
+			}, nil
+		}},
+		{"redislock (ours, client per goroutine)", true, func(key string) (acquirer, func()) {
+			// As 8 processes would: no in-process queue, every waiter
+			// contends through Redis and its own pub/sub connection.
+			own := redis.NewClient(&redis.Options{Addr: *redisAddr})
+			l := redislock.New(own, "bench:")
+			return func(ctx context.Context) (release, error) {
+					le, err := l.Acquire(ctx, key, *ttl)
+					if err != nil {
+						return nil, err
+					}
+					return le.Release, nil
+				}, func() {
+					_ = l.Close()
+					_ = own.Close()
+				}
+		}},
+		{"bsm/redislock", false, func(key string) (acquirer, func()) {
+			opt := &bsm.Options{RetryStrategy: bsm.LinearBackoff(*retry)}
+			return func(ctx context.Context) (release, error) {
+				l, err := bsmc.Obtain(ctx, key, *ttl, opt)
+				if err != nil {
+					return nil, err
+				}
+				return l.Release, nil
+			}, nil
+		}},
+		{"redsync (defaults)", false, func(key string) (acquirer, func()) {
+			m := rs.NewMutex(key, redsync.WithExpiry(*ttl))
+			return func(ctx context.Context) (release, error) {
+				if err := m.LockContext(ctx); err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context) error { _, err := m.UnlockContext(ctx); return err }, nil
+			}, nil
+		}},
+		{"go-zero RedisLock", false, func(key string) (acquirer, func()) {
+			l := zrds.NewRedisLock(zr, key)
+			l.SetExpire(secs)
+			return func(ctx context.Context) (release, error) {
+				for {
+					ok, err := l.AcquireCtx(ctx)
+					if err != nil {
+						return nil, err
+					}
+					if ok {
+						return func(ctx context.Context) error { _, err := l.ReleaseCtx(ctx); return err }, nil
+					}
+					select {
+					case <-time.After(*retry):
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+				}
+			}, nil
+		}},
+		{"etcdlock (ours)", true, func(key string) (acquirer, func()) {
+			return func(ctx context.Context) (release, error) {
+				le, err := oursEtcd.Acquire(ctx, key, 2*time.Second)
+				if err != nil {
+					return nil, err
+				}
+				return le.Release, nil
+			}, nil
+		}},
+		{"etcd concurrency.Mutex", true, func(key string) (acquirer, func()) {
+			s, err := concurrency.NewSession(cli, concurrency.WithTTL(secs))
+			if err != nil {
+				return func(context.Context) (release, error) { return nil, err }, nil
+			}
+			m := concurrency.NewMutex(s, "/bench-mutex/"+key+"/")
+			return func(ctx context.Context) (release, error) {
+				if err := m.Lock(ctx); err != nil {
+					return nil, err
+				}
+				return m.Unlock, nil
+			}, func() { _ = s.Close() }
+		}},
+	}
+	if *only != "" {
+		impls = slices.DeleteFunc(impls, func(i impl) bool {
+			for _, s := range strings.Split(*only, ",") {
+				if strings.Contains(i.name, s) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	fmt.Printf("rounds=%d d=%v g=%d ttl=%v retry=%v (bsm, go-zero); rates: median over rounds; latencies: all samples\n\n", *rounds, *d, *g, *ttl, *retry)
+	unc := make(map[string]*result)
+	con := make(map[string]*result)
+	for r := range *rounds {
+		for _, im := range impls {
+			key := fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), r, strings.Fields(im.name)[0])
+			res, err := measure(im, key+"-u", 1, *d)
+			if err != nil {
+				return fmt.Errorf("%s uncontended: %w", im.name, err)
+			}
+			merge(unc, im.name, res)
+			res, err = measure(im, key+"-c", *g, *d)
+			if err != nil {
+				return fmt.Errorf("%s contended: %w", im.name, err)
+			}
+			merge(con, im.name, res)
+		}
+	}
+	report("Uncontended: 1 goroutine, acquire+release cycles", impls, unc, "redislock (ours)", 1)
+	report(fmt.Sprintf("Contended: %d goroutines on one key, handoffs; latency = Acquire call to lock held", *g), impls, con, "redislock (ours)", *g)
+	return nil
+}
+
+type result struct {
+	rates  []float64
+	lat    []time.Duration
+	errors int
+}
+
+func merge(m map[string]*result, name string, r *result) {
+	if m[name] == nil {
+		m[name] = &result{}
+	}
+	m[name].rates = append(m[name].rates, r.rates...)
+	m[name].lat = append(m[name].lat, r.lat...)
+	m[name].errors += r.errors
+}
+
+// measure runs g goroutines, each acquiring and releasing key in a loop for d.
+func measure(im impl, key string, g int, d time.Duration) (*result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	deadline := time.Now().Add(d)
+	var (
+		mu  sync.Mutex
+		res result
+		wg  sync.WaitGroup
+		bad error
+	)
+	start := time.Now()
+	for range g {
+		acq, closeFn := im.new(key)
+		wg.Go(func() {
+			if closeFn != nil {
+				defer closeFn()
+			}
+			var lat []time.Duration
+			errs := 0
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				rel, err := acq(ctx)
+				if err != nil {
+					errs++
+					if errs > 100 {
+						mu.Lock()
+						bad = err
+						mu.Unlock()
+						break
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+				if err := rel(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					errs++
+				}
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.errors += errs
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if bad != nil {
+		return nil, bad
+	}
+	res.rates = []float64{float64(len(res.lat)) / time.Since(start).Seconds()}
+	return &res, nil
+}
+
+func report(title string, impls []impl, m map[string]*result, base string, g int) {
+	fmt.Printf("### %s\n\n", title)
+	fmt.Println("| implementation | token | ops/s (median) | × ours-redis | p50 | p99 | p99.9 | max | errors |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	baseRate := 0.0
+	if r := m[base]; r != nil {
+		baseRate = median(r.rates)
+	}
+	for _, im := range impls {
+		r := m[im.name]
+		rate := median(r.rates)
+		ratio := "–"
+		if baseRate > 0 {
+			ratio = fmt.Sprintf("%.2f", rate/baseRate)
+		}
+		slices.Sort(r.lat)
+		tok := "no"
+		if im.token {
+			tok = "yes"
+		}
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n", im.name, tok, rate, ratio,
+			pct(r.lat, 0.5), pct(r.lat, 0.99), pct(r.lat, 0.999), pct(r.lat, 1), r.errors)
+	}
+	fmt.Println()
+	_ = g
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func pct(sorted []time.Duration, q float64) string {
+	if len(sorted) == 0 {
+		return "–"
+	}
+	i := min(int(q*float64(len(sorted))), len(sorted)-1)
+	return fmtDur(sorted[i])
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
