@@ -45,7 +45,7 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 			for _, h := range s.hashes {
 				probes = append(probes, h-1, h, h+1)
 			}
-			for b := range s.index {
+			for b := range s.starts {
 				start := uint64(b) << s.shift
 				probes = append(probes, start, start-1)
 			}
@@ -68,25 +68,51 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 // TestSplitEqualBitsTakesSlowPath builds a bucket with one point and probes
 // hashes that share the point's 30 split bits, on both sides of it.
 func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
-	ms, _ := normalize([]Member{{Name: "a"}, {Name: "b"}, {Name: "c"}})
-	s := build(nil, ms, 50)
-	found := false
-	for b, e := range s.index {
-		if e>>kindShift != kindSplit {
-			continue
-		}
-		found = true
-		p := s.hashes[s.starts[b]]
-		low := uint64(1)<<(64-s.bits-s.splitBits) - 1 // bits below the split bits
-		for _, h := range []uint64{p &^ low, p | low, p, p - 1, p + 1} {
-			if got, want := s.owner(h), refOwner(s, h); got != want {
-				t.Fatalf("owner(%#x) near point %#x = %d, want %d", h, p, got, want)
+	tests := []struct {
+		name    string
+		members int
+	}{
+		{"Compact", 3},
+		{"Wide", compactMaxMembers + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms := make([]Member, tt.members)
+			for i := range ms {
+				ms[i] = Member{Name: fmt.Sprintf("m%d", i), Weight: 1}
 			}
-		}
+			ms, _ = normalize(ms)
+			s := build(nil, ms, 50)
+			split := s.splitBits
+			if s.compact != nil {
+				split = compactSplitBits
+			}
+			found := 0
+			for b := range s.starts {
+				if !s.isSplit(b) {
+					continue
+				}
+				found++
+				p := s.hashes[s.starts[b]]
+				low := uint64(1)<<(64-s.bits-split) - 1 // bits below the split bits
+				for _, h := range []uint64{p &^ low, p | low, p, p - 1, p + 1} {
+					if got, want := s.owner(h), refOwner(s, h); got != want {
+						t.Fatalf("owner(%#x) near point %#x = %d, want %d", h, p, got, want)
+					}
+				}
+			}
+			if found == 0 {
+				t.Fatal("no split bucket in the test ring")
+			}
+		})
 	}
-	if !found {
-		t.Fatal("no split bucket in the test ring")
+}
+
+func (s *snapshot) isSplit(b int) bool {
+	if s.compact != nil {
+		return s.compact[b]>>compactKindShift == kindSplit
 	}
+	return s.index[b]>>kindShift == kindSplit
 }
 
 // FuzzOwnerMatchesSortedRing feeds arbitrary hashes, and arbitrary members,
@@ -138,7 +164,8 @@ func TestIncrementalBuildEqualsFreshBuild(t *testing.T) {
 		got := r.load()
 		want := build(nil, got.members, 40)
 		if !slices.Equal(got.hashes, want.hashes) || !slices.Equal(got.owners, want.owners) ||
-			!slices.Equal(got.index, want.index) || !slices.Equal(got.starts, want.starts) {
+			!slices.Equal(got.index, want.index) || !slices.Equal(got.compact, want.compact) ||
+			!slices.Equal(got.starts, want.starts) {
 			t.Fatalf("step %d: incremental snapshot differs from a fresh build of %v", step, got.members)
 		}
 	}

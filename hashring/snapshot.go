@@ -23,11 +23,12 @@ func pointHash(buf []byte, name string, i int) (uint64, []byte) {
 	return xxhash.Sum64(buf), buf
 }
 
-// The index has one uint32 entry per bucket; its top two bits say how the
-// bucket resolves. Most buckets hold zero or one ring point (the index has at
-// least as many buckets as points), and both cases resolve from the entry
-// alone, in one memory access, without touching the sorted points. Four bytes
-// an entry keep the index of a 100-member ring at 1 MiB, near the cache.
+// The wide index, for rings of more than 128 members, has one uint32 entry
+// per bucket (rings up to 128 members use the two-byte index of compact.go);
+// its top two bits say how the bucket resolves. Most buckets hold zero or one
+// ring point (the index has at least as many buckets as points), and both
+// cases resolve from the entry alone, in one memory access, without touching
+// the sorted points.
 const (
 	// kindScan: the low 30 bits are the position of the first point >= the
 	// bucket's start; a short scan of the sorted points finds the successor.
@@ -61,12 +62,14 @@ type snapshot struct {
 	owners  []uint32 // owners[j] is the member index of hashes[j]
 	// index[b] resolves hashes with h>>shift == b (see kindScan…). Every kind
 	// gives exactly the sorted-ring answer, so the index only accelerates and
-	// never changes placement.
+	// never changes placement. Nil when compact is used.
 	index []uint32
 	// starts[b] is the position of the first point >= bucket b's start (len
 	// when none), for walks that need a position and not only an owner.
-	starts    []uint32
-	bits      uint // log2(len(index))
+	starts []uint32
+	// compact replaces index for rings of up to 128 members (compact.go).
+	compact   []uint16
+	bits      uint // log2 of the number of buckets
 	shift     uint // 64 - bits
 	ownerBits uint // width of an owner in a kindSplit entry; 0: no kindSplit
 	splitBits uint // 30 - 2*ownerBits
@@ -179,15 +182,21 @@ func (s *snapshot) buildIndex() {
 	if ob := max(bits.Len(uint(len(s.names)-1)), 1); maxPayload-2*ob >= minSplit {
 		s.ownerBits, s.splitBits = uint(ob), uint(maxPayload-2*ob)
 	}
-	s.index = make([]uint32, 1<<k)
+	wide := len(s.names) > compactMaxMembers
+	if wide {
+		s.index = make([]uint32, 1<<k)
+	}
 	s.starts = make([]uint32, 1<<k)
 	j := 0
-	for b := range s.index {
+	for b := range s.starts {
 		start := uint64(b) << s.shift
 		for j < n && s.hashes[j] < start {
 			j++
 		}
 		s.starts[b] = uint32(j)
+		if !wide {
+			continue
+		}
 		// Points inside the bucket: j … e-1.
 		e := j
 		for e < n && s.hashes[e]>>s.shift == uint64(b) {
@@ -204,6 +213,9 @@ func (s *snapshot) buildIndex() {
 			s.index[b] = kindScan<<kindShift | uint32(j)
 		}
 	}
+	if !wide {
+		s.buildCompact()
+	}
 }
 
 func (s *snapshot) wrap(j int) int {
@@ -216,6 +228,9 @@ func (s *snapshot) wrap(j int) int {
 // owner returns the member index that owns hash h. Callers ensure the ring is
 // not empty.
 func (s *snapshot) owner(h uint64) uint32 {
+	if s.compact != nil {
+		return s.ownerCompact(h)
+	}
 	e := s.index[h>>s.shift]
 	switch e >> kindShift {
 	case kindOwner:
