@@ -204,8 +204,9 @@ func mpVerdict(res Result, blocks []mutexBlock, over1 Measurement) Result {
 		res.Verdict = Refuted
 	}
 	res.Condition = fmt.Sprintf("%s, GOMAXPROCS=%d, %d goroutines on one lock with a short critical section%s: the profile's top stack names the "+
-		"contending function: %v; fraction 1 cost %.1f%% (median of paired runs; \"cheap\" means under 10%%) — the cost grows with the contention rate, "+
-		"so a lock contended less than this one pays less", runtime.Version(), runtime.GOMAXPROCS(0), mpWorkers, raceNote(), named, over1.Median)
+		"contending function: %v; fraction 1 cost %.1f%% (median of %d paired runs, spread %.0f points; \"cheap\" means under 10%%) — the cost grows "+
+		"with the contention rate, so a lock contended less than this one pays less", runtime.Version(), runtime.GOMAXPROCS(0), mpWorkers, raceNote(),
+		named, over1.Median, over1.Runs, over1.Spread)
 	res.Notes = fmt.Sprint("The profile is cumulative since the process started; the table shows what grew during this run. " +
 		"Stacks are those of the Unlock that made others wait, so the frame under sync.(*Mutex).Unlock is the holder to look at. " +
 		"The previous fraction was restored afterwards.")
