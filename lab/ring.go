@@ -148,7 +148,7 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	}
 	cfg := ringmeasure.Full
 	if opt.Quick {
-		cfg = ringmeasure.Config{Keys: 20_000, Sets: 5}
+		cfg = ringmeasure.Config{Keys: 10_000, Sets: 4}
 	}
 	ours := RingImpl()
 
