@@ -53,7 +53,9 @@ type ErrorDetail struct {
 // code, adding Retry-After to 429 and 503. Internal errors are answered with a
 // generic message; their detail goes to the log through the instrumenting
 // middleware, which also counts orderflow_errors_total exactly once per error
-// response. Handlers mounted through PublicConfig.Extra use it too.
+// response actually sent. Handlers mounted through PublicConfig.Extra use it
+// too. (Outside this package's muxes, the response also carries an
+// X-Orderflow-Internal-Error-Code header that the middleware would strip.)
 func WriteError(w http.ResponseWriter, err error) {
 	code := orderflow.ErrorCode(err)
 	if code == "" {
@@ -62,11 +64,12 @@ func WriteError(w http.ResponseWriter, err error) {
 	status := StatusFor(code)
 	retryAfter := "1"
 	if rec := asRecorder(w); rec != nil {
-		rec.errCode, rec.err = code, err
+		rec.err = err
 		if rec.retryAfter != "" {
 			retryAfter = rec.retryAfter
 		}
 	}
+	w.Header().Set(codeHeader, code)
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}

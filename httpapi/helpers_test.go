@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/deadline"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/store/sqlite"
@@ -43,13 +44,15 @@ type serverOpts struct {
 	secrets [][]byte
 	ready   map[string]orderflow.Pinger
 	sweep   bool // run the sweeper
+	store   []sqlite.Option
+	budgets deadline.Budgets
 }
 
 // newServer starts a server; cleanup stops it in dependency order: HTTP,
 // sweeper, pool, store.
 func newServer(tb testing.TB, o serverOpts) *server {
 	tb.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "orders.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "orders.db"), o.store...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func newServer(tb testing.TB, o serverOpts) *server {
 	}
 	h := httpapi.NewPublic(httpapi.PublicConfig{
 		Service: svc, CallbackSecrets: o.secrets, APITokens: o.tokens, Ready: o.ready,
-		Metrics: s.metrics, Logger: log, Now: func() time.Time { return s.now },
+		Metrics: s.metrics, Logger: log, Now: func() time.Time { return s.now }, Budgets: o.budgets,
 	})
 	s.Server = httptest.NewServer(h)
 	ctx, stop := context.WithCancel(context.Background())

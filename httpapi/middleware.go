@@ -12,26 +12,38 @@ import (
 	"github.com/orderflow/orderflow/telemetry"
 )
 
+// codeHeader carries an error response's code from WriteError to the
+// recorder inside the response's own header map. It travels with the header
+// wherever the response really goes, so when a timeout wrapper (deadline)
+// drops a late handler response and answers 504 itself, the code counted is
+// the one the client got. The recorder deletes it before the header is sent.
+const codeHeader = "X-Orderflow-Internal-Error-Code"
+
 // recorder remembers what a handler answered, for metrics and logs.
 type recorder struct {
 	http.ResponseWriter
 	status     int
 	wrote      bool
-	errCode    string // set by WriteError
-	err        error
+	errCode    string // the code of the error response sent, from codeHeader
+	err        error  // the cause WriteError was given, for the log only
 	retryAfter string
 }
 
 func (r *recorder) WriteHeader(status int) {
 	if !r.wrote {
 		r.status, r.wrote = status, true
+		h := r.ResponseWriter.Header()
+		if c := h.Get(codeHeader); c != "" {
+			r.errCode = c
+		}
+		h.Del(codeHeader)
 	}
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wrote {
-		r.status, r.wrote = http.StatusOK, true
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/deadline"
 	"github.com/orderflow/orderflow/httpapi/callbacksig"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/telemetry"
@@ -60,9 +61,19 @@ type PublicConfig struct {
 	RetryAfter time.Duration
 	// ReadyTimeout bounds each /readyz ping (DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+	// Budgets bound every request: the handler runs with the smaller of
+	// Budgets.Edge and the caller's X-Request-Timeout-Ms minus DeadlineMargin
+	// (deadline.Middleware), and the budgets ride on the context for the
+	// layers below (deadline.Call, deadline.Storage). A request whose budget
+	// runs out before it answered gets 504 deadline_exceeded at once. The zero
+	// value sets no budget of its own but still honours the caller's header.
+	Budgets deadline.Budgets
+	// DeadlineMargin is subtracted from X-Request-Timeout-Ms
+	// (deadline.Options.Margin: zero means deadline.DefaultMargin).
+	DeadlineMargin time.Duration
 	// Extra mounts more handlers on the same mux by ServeMux pattern, with
-	// the same instrumentation: the risk engine's routes when one process
-	// serves both (orderflow serve).
+	// the same instrumentation and deadline: the risk engine's routes when
+	// one process serves both (orderflow serve).
 	Extra map[string]http.Handler
 }
 
@@ -113,8 +124,17 @@ func NewPublic(cfg PublicConfig) http.Handler {
 	}
 	in := &instrumenter{metrics: cfg.Metrics, log: p.log, retryAfter: retryAfterSeconds(cfg.RetryAfter)}
 
+	dl := deadline.Middleware(cfg.Budgets.Edge, deadline.Options{
+		Margin:  cfg.DeadlineMargin,
+		Budgets: cfg.Budgets,
+		OnExpired: func(w http.ResponseWriter, _ *http.Request) {
+			WriteError(w, orderflow.Errorf(orderflow.EDeadlineExceeded, "the request's time budget ran out; the outcome of a write is unknown, retry the same request"))
+		},
+	})
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, in.wrap(pattern, h)) }
+	// Instrumentation outside the deadline, so the 504 it may answer is
+	// timed and counted like any other response.
+	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, in.wrap(pattern, dl(h))) }
 	handle("GET /healthz", p.healthz)
 	handle("GET /readyz", p.readyz)
 	handle("POST /v1/orders", p.auth(p.createOrder))
@@ -125,7 +145,7 @@ func NewPublic(cfg PublicConfig) http.Handler {
 	handle("POST /v1/orders/{id}/fulfill", p.auth(p.transition(p.svc.Fulfill)))
 	handle("POST /v1/risk/callbacks", p.callback)
 	for pattern, h := range cfg.Extra {
-		mux.Handle(pattern, in.wrap(pattern, h))
+		mux.Handle(pattern, in.wrap(pattern, dl(h)))
 	}
 	// Anything else, a wrong method included, is 404 in the error shape:
 	// the error codes of API.md have no 405.
