@@ -20,8 +20,8 @@
 // allocation, and constant time whatever the number of virtual nodes, thanks
 // to a bucket index in front of the sorted points that keeps exact ring
 // semantics (most buckets resolve from their index entry alone). Memory is
-// about 25 bytes per point (2048 points per member by default, ~50 KiB per
-// member: 0.5 MiB for 10 members, 4.5 MiB for 100); a membership change
+// about 20 bytes per point (2048 points per member by default, ~40 KiB per
+// member: 0.4 MiB for 10 members, 3.8 MiB for 100); a membership change
 // builds a new snapshot, merging the unchanged members' points with the new
 // ones, in milliseconds for tens of members. docs/benchmarks/hashring.md has the
 // measurements and the comparison with other Go rings.

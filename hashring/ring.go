@@ -14,7 +14,7 @@ import (
 // share, so balance is bought with virtual nodes: at 160 (a common default)
 // the most loaded of 10 members carries up to ~1.2× the average, at 2048 about
 // 1.06× at the 95th percentile over member sets (docs/benchmarks/hashring.md).
-// The price is memory (~25 bytes per point, ~50 KiB per member) and rebuild
+// The price is memory (~20 bytes per point, ~40 KiB per member) and rebuild
 // time on membership change, not lookup time: the bucket index keeps lookups
 // O(1).
 //
