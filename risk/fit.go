@@ -88,19 +88,16 @@ func FitLogistic(samples []Sample, cfg FitConfig) (*Logistic, error) {
 	const d = dim
 	var w [d]float64
 	w[NumFeatures] = math.Log(float64(fraud) / float64(n-fraud))
+	obj := penalizedLoss(xs, ys, &w, cfg.L2)
 	iter := 0
 	for iter < cfg.MaxIter {
 		iter++
 		var h [d][d]float64
 		var g [d]float64
 		for i := range xs {
-			z := w[NumFeatures]
-			for j, v := range xs[i] {
-				z += w[j] * v
-			}
-			p := 1 / (1 + math.Exp(-z))
+			p := sigmoid(dot(&w, &xs[i]))
 			r, wt := ys[i]-p, max(p*(1-p), 1e-12)
-			row := [d]float64{}
+			var row [d]float64
 			copy(row[:], xs[i][:])
 			row[NumFeatures] = 1
 			for a := range d {
@@ -118,24 +115,30 @@ func FitLogistic(samples []Sample, cfg FitConfig) (*Logistic, error) {
 		if err != nil {
 			return nil, fmt.Errorf("risk: fit: iteration %d: %w", iter, err)
 		}
+		// Damped Newton: halve the step until the penalized loss does not
+		// grow. A full step can overshoot badly where some orders are
+		// nearly separable and p(1−p) is tiny.
+		t, improved := 1.0, false
+		for range 40 {
+			var next [d]float64
+			for a := range d {
+				next[a] = w[a] + t*step[a]
+			}
+			if o := penalizedLoss(xs, ys, &next, cfg.L2); o <= obj {
+				w, obj, improved = next, o, true
+				break
+			}
+			t /= 2
+		}
 		big := 0.0
 		for a := range d {
-			w[a] += step[a]
-			big = max(big, math.Abs(step[a]))
+			big = max(big, math.Abs(t*step[a]))
 		}
-		if big < 1e-8 {
+		if !improved || big < 1e-8 {
 			break
 		}
 	}
-	loss := 0.0
-	for i := range xs {
-		z := w[NumFeatures]
-		for j, v := range xs[i] {
-			z += w[j] * v
-		}
-		// log(1+e^z) − y·z, computed without overflow.
-		loss += math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z))) - ys[i]*z
-	}
+	loss := (obj - penalty(&w, cfg.L2)) / float64(n)
 	m := &Logistic{
 		Name:     cfg.Version,
 		Features: append([]string(nil), FeatureNames...),
@@ -145,13 +148,43 @@ func FitLogistic(samples []Sample, cfg FitConfig) (*Logistic, error) {
 		Bias:     w[NumFeatures],
 		Cutoffs:  DefaultThresholds,
 		TrainStats: &FitStats{
-			Samples: n, Fraud: fraud, Iterations: iter, LogLoss: loss / float64(n),
+			Samples: n, Fraud: fraud, Iterations: iter, LogLoss: loss,
 		},
 	}
 	if err := m.init(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
+// dot returns the linear predictor: bias plus weights · x.
+func dot(w *[dim]float64, x *[NumFeatures]float64) float64 {
+	z := w[NumFeatures]
+	for j, v := range x {
+		z += w[j] * v
+	}
+	return z
+}
+
+// penalizedLoss is the negative log-likelihood plus the ridge penalty.
+func penalizedLoss(xs [][NumFeatures]float64, ys []float64, w *[dim]float64, l2 float64) float64 {
+	loss := 0.0
+	for i := range xs {
+		z := dot(w, &xs[i])
+		// log(1+e^z) − y·z, computed without overflow.
+		loss += math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z))) - ys[i]*z
+	}
+	return loss + penalty(w, l2)
+}
+
+func penalty(w *[dim]float64, l2 float64) float64 {
+	s := 0.0
+	for j := range NumFeatures {
+		s += w[j] * w[j]
+	}
+	return l2 / 2 * s
 }
 
 // dim is the number of fitted parameters: the weights, then the bias.

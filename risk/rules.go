@@ -2,7 +2,7 @@ package risk
 
 import "math"
 
-// V21Thresholds are v2.1's cut-offs: a first-seen user with a large order
+// V21Thresholds are v2.1's cut-offs: a new account with a large order
 // (0.05 + 0.10 + 0.20) is still approved, one more signal sends it to
 // review, and a burst of velocity together with churned devices or night
 // time rejects.
@@ -18,7 +18,7 @@ var V21Thresholds = Thresholds{Review: 0.45, Reject: 0.70}
 //	amount over 5,000 major units         +0.20
 //	AmountZ > 3 with ≥ 3 prior orders     +0.20
 //	night time                            +0.15
-//	first order we know of                +0.10
+//	account first seen under 24 h ago     +0.10
 //	internal (employee) order             −0.30
 func V21() Scorer { return v21{} }
 
@@ -55,7 +55,9 @@ func (v21) Score(f Features) float64 {
 	if f.Night {
 		s += 0.15
 	}
-	if f.PriorOrders == 0 {
+	// A young account, not just a first order: a rule on the first order
+	// alone would drop its points on the first retry and reward retrying.
+	if f.PriorOrders == 0 || f.AgeHours < 24 {
 		s += 0.10
 	}
 	if f.Internal {
