@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,10 @@ import (
 	"github.com/orderflow/orderflow/telemetry"
 	"github.com/orderflow/orderflow/workerpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 )
 
@@ -118,5 +123,56 @@ func TestLoggerAddsTraceIDs(t *testing.T) {
 				t.Errorf("record lost attributes: %v", rec)
 			}
 		})
+	}
+}
+
+func TestSetupTracingGivesRealIDs(t *testing.T) {
+	shutdown, err := telemetry.SetupTracing(context.Background(), telemetry.TracingConfig{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		otel.SetTracerProvider(noop.NewTracerProvider())
+	}()
+	ctx, span := otel.Tracer("test").Start(context.Background(), "op")
+	defer span.End()
+	if !span.SpanContext().IsValid() || !span.SpanContext().IsSampled() {
+		t.Fatalf("span context %+v: want valid and sampled", span.SpanContext())
+	}
+	h := map[string]string{}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(h))
+	if !strings.Contains(h["traceparent"], span.SpanContext().TraceID().String()) {
+		t.Errorf("traceparent %q lacks the trace id", h["traceparent"])
+	}
+}
+
+func TestSetupTracingExportsOTLP(t *testing.T) {
+	got := make(chan string, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	shutdown, err := telemetry.SetupTracing(context.Background(), telemetry.TracingConfig{Endpoint: collector.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := otel.Tracer("test").Start(context.Background(), "op")
+	span.End()
+	// Shutdown flushes the batch: the export happens before it returns.
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	otel.SetTracerProvider(noop.NewTracerProvider())
+	select {
+	case req := <-got:
+		if req != "POST /v1/traces" {
+			t.Errorf("collector got %s", req)
+		}
+	default:
+		t.Fatal("no export reached the collector")
 	}
 }
