@@ -176,12 +176,12 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 			case q.v >= quantile(q.s.Values, 0.05) && q.v <= q.s.P95:
 				typical++
 			}
-			where = append(where, fmt.Sprintf("%s %g at %d vnodes: %.0f%% of sets at or above",
-				q.what, q.v, c.vnodes, 100*q.s.AtLeast(q.v)))
+			where = append(where, fmt.Sprintf("%s %g at %s: %.0f%% of sets at or above",
+				q.what, q.v, vnodesText(c.vnodes), 100*q.s.AtLeast(q.v)))
 		}
 		res.Measurements = append(res.Measurements,
-			setMeasurement(fmt.Sprintf("max share, 3 members, %d vnodes", c.vnodes), "%", b.MaxShare, cfg.Sets),
-			setMeasurement(fmt.Sprintf("stddev of shares, 3 members, %d vnodes", c.vnodes), "points", b.StdDev, cfg.Sets))
+			setMeasurement(fmt.Sprintf("max share, 3 members, %s", vnodesText(c.vnodes)), "%", b.MaxShare, cfg.Sets),
+			setMeasurement(fmt.Sprintf("stddev of shares, 3 members, %s", vnodesText(c.vnodes)), "points", b.StdDev, cfg.Sets))
 	}
 
 	if err := ctx.Err(); err != nil {
@@ -274,6 +274,13 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 		res.Verdict = Depends
 	}
 	return res, nil
+}
+
+func vnodesText(n int) string {
+	if n == 1 {
+		return "1 vnode"
+	}
+	return fmt.Sprintf("%d vnodes", n)
 }
 
 // setMeasurement turns a Summary over member sets into a Measurement: the
