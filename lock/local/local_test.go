@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -23,4 +24,39 @@ func (b breakable) BreakLock(_ context.Context, key string) error {
 
 func TestLocker(t *testing.T) {
 	locktest.Run(t, func(*testing.T) orderflow.Locker { return breakable{local.New()} })
+}
+
+// TestTokensOutrunClock: with a clock that stands still or steps back, tokens
+// still increase, and a clock ahead of the counter takes over.
+func TestTokensOutrunClock(t *testing.T) {
+	base := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name  string
+		clock []time.Time
+	}{
+		{"Frozen", []time.Time{base, base, base}},
+		{"StepsBack", []time.Time{base, base.Add(-time.Hour), base.Add(-time.Second)}},
+		{"Advances", []time.Time{base, base.Add(time.Nanosecond), base.Add(time.Hour)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := local.New()
+			i := 0
+			local.SetClock(l, func() time.Time { c := tc.clock[i]; i++; return c })
+			var prev uint64
+			for range tc.clock {
+				le, err := l.Acquire(context.Background(), "k", time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if le.Token() <= prev {
+					t.Errorf("token %d after %d", le.Token(), prev)
+				}
+				if le.Token() < uint64(base.UnixNano()) {
+					t.Errorf("token %d is below the clock's first reading", le.Token())
+				}
+				prev = le.Token()
+				_ = le.Release(context.Background())
+			}
+		})
+	}
 }

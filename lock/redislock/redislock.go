@@ -145,17 +145,29 @@ func (l *Locker) try(ctx context.Context, key string, ttl time.Duration) (tok ui
 	if err != nil {
 		return 0, 0, err
 	}
+	return parseAcquire(res)
+}
+
+// parseAcquire decodes the acquire script's reply: {1, "token"} or {0, pttl}.
+func parseAcquire(res []any) (tok uint64, pttl int64, err error) {
 	if len(res) != 2 {
 		return 0, 0, fmt.Errorf("acquire script returned %d values", len(res))
 	}
-	if ok, _ := res[0].(int64); ok == 0 {
-		pttl, _ = res[1].(int64)
+	ok, isInt := res[0].(int64)
+	switch {
+	case !isInt:
+		return 0, 0, fmt.Errorf("acquire script returned flag %T", res[0])
+	case ok == 0:
+		pttl, isInt = res[1].(int64)
+		if !isInt {
+			return 0, 0, fmt.Errorf("acquire script returned pttl %T", res[1])
+		}
 		return 0, pttl, nil
 	}
 	s, _ := res[1].(string)
 	tok, err = strconv.ParseUint(s, 10, 64)
 	if err != nil || tok == 0 {
-		return 0, 0, fmt.Errorf("acquire script returned token %q: %w", s, err)
+		return 0, 0, fmt.Errorf("acquire script returned token %q: %v", s, err)
 	}
 	return tok, 0, nil
 }

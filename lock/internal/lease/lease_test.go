@@ -1,0 +1,108 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/orderflow/orderflow/lock/internal/lease"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestRenewal(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	errDown := errors.New("backend down")
+	for _, tc := range []struct {
+		name     string
+		extend   func(n int64) (bool, error)
+		wantLost bool
+		// Done must close before this, measured from Start: the lock
+		// may be gone on the server from Sent+TTL on.
+		within time.Duration
+	}{
+		{"Renewed", func(int64) (bool, error) { return true, nil }, false, 0},
+		{"ExtendFailsLostByDeadline", func(int64) (bool, error) { return false, errDown }, true, ttl},
+		{"NotHeldLostAtOnce", func(int64) (bool, error) { return false, nil }, true, ttl/3 + ttl/10},
+		{"FailsAfterOneRenewal", func(n int64) (bool, error) {
+			if n == 1 {
+				return true, nil
+			}
+			return false, errDown
+		}, true, ttl/3 + ttl},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int64
+			start := time.Now()
+			le := lease.Start(lease.Config{
+				Token: 7,
+				TTL:   ttl,
+				Sent:  start,
+				Extend: func(ctx context.Context) (bool, error) {
+					return tc.extend(calls.Add(1))
+				},
+				Release: func(context.Context) error { return nil },
+			})
+			defer func() { _ = le.Release(context.Background()) }()
+			select {
+			case <-le.Done():
+				if !tc.wantLost {
+					t.Fatalf("Done closed after %v although every renewal succeeded", time.Since(start))
+				}
+				if d := time.Since(start); d >= tc.within {
+					t.Errorf("Done closed after %v, want before %v", d, tc.within)
+				}
+			case <-time.After(3 * ttl):
+				if tc.wantLost {
+					t.Fatalf("Done still open after %v", 3*ttl)
+				}
+				if calls.Load() < 3 {
+					t.Errorf("%d renewals in %v, want one every TTL/3", calls.Load(), 3*ttl)
+				}
+			}
+		})
+	}
+}
+
+func TestRelease(t *testing.T) {
+	var extends, releases, ends atomic.Int64
+	errGone := errors.New("gone")
+	le := lease.Start(lease.Config{
+		Token: 42,
+		TTL:   30 * time.Millisecond,
+		Sent:  time.Now(),
+		Extend: func(ctx context.Context) (bool, error) {
+			extends.Add(1)
+			return true, nil
+		},
+		Release: func(context.Context) error { releases.Add(1); return errGone },
+		OnEnd:   func() { ends.Add(1) },
+	})
+	if got, want := le.Token(), uint64(42); got != want {
+		t.Errorf("Token = %d, want %d", got, want)
+	}
+	time.Sleep(25 * time.Millisecond)
+	if err := le.Release(context.Background()); !errors.Is(err, errGone) {
+		t.Errorf("Release = %v, want %v", err, errGone)
+	}
+	n := extends.Load()
+	time.Sleep(40 * time.Millisecond)
+	if extends.Load() != n {
+		t.Error("renewal went on after Release")
+	}
+	if err := le.Release(context.Background()); !errors.Is(err, errGone) {
+		t.Errorf("second Release = %v, want the first result %v", err, errGone)
+	}
+	select {
+	case <-le.Done():
+	default:
+		t.Error("Done open after Release")
+	}
+	if releases.Load() != 1 || ends.Load() != 1 {
+		t.Errorf("release ran %d times, OnEnd %d times; want 1 and 1", releases.Load(), ends.Load())
+	}
+}
