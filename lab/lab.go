@@ -2,6 +2,16 @@
 // Go runtime (and about our own packages) on the machine at hand, instead of
 // repeating them. Each experiment lives in a file of its own and registers
 // itself; `orderflow lab` lists and runs them.
+//
+// Every result states the claim with the figure quoted for it, what this
+// machine measured (median and spread of several runs) and a verdict that
+// the experiment computes from those numbers, with the condition it depends
+// on. [Main] is the command line; until cmd/orderflow wires it,
+//
+//	go run ./lab/cmd/labreport [--quick] [--json|--markdown] [--all | NAME...]
+//
+// does the same, and scripts/lab-report.sh regenerates docs/lab.md.
+// Experiments comparing against third-party code live in bench/peers/lab.
 package lab
 
 import (

@@ -120,3 +120,15 @@ func TestMain_Canceled(t *testing.T) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
+
+func TestMain_Markdown(t *testing.T) {
+	var out bytes.Buffer
+	if err := lab.Main(context.Background(), []string{"--markdown", "--quick", "traceid-unsafe"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Lab", "GOMAXPROCS", "| CPU |", "| Go |", "## traceid-unsafe", "**Claim.**", "**Verdict: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"runtime/metrics"
 	"sort"
 	"sync"
 	"time"
@@ -89,21 +88,23 @@ type opCost struct {
 // the goroutine running an experiment that holds exclusive.
 var allocNoise func() (objects, bytes uint64)
 
-// heapAllocs reads the cumulative count of allocated heap objects and bytes
-// without stopping the world (runtime.ReadMemStats would).
+// heapAllocs reads the cumulative count of allocated heap objects and bytes,
+// as testing.B does. runtime.ReadMemStats stops the world, but it flushes
+// the per-P allocation caches; runtime/metrics would not, and undercounts
+// by up to a span's worth of objects per size class.
 func heapAllocs() (objects, bytes uint64) {
-	s := []metrics.Sample{
-		{Name: "/gc/heap/allocs:objects"},
-		{Name: "/gc/heap/allocs:bytes"},
-	}
-	metrics.Read(s)
-	objects, bytes = s[0].Value.Uint64(), s[1].Value.Uint64()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	objects, bytes = ms.Mallocs, ms.TotalAlloc
 	if allocNoise != nil {
 		o, b := allocNoise()
 		objects, bytes = objects-o, bytes-b
 	}
 	return objects, bytes
 }
+
+// minOpIters is the fewest iterations a timed loop may report.
+const minOpIters = 100
 
 // measureOp times fn(n) the way testing.Benchmark does — growing n until one
 // call lasts at least target — and reports the cost per operation. We do not
@@ -119,11 +120,17 @@ func measureOp(target time.Duration, fn func(n int)) opCost {
 		fn(n)
 		d := time.Since(start)
 		o1, b1 := heapAllocs()
-		if d >= target || n >= 1<<30 {
+		// At least minOpIters iterations: one stall of a few milliseconds
+		// (a GC assist, a descheduling on a shared machine) must not
+		// become the result of a run that did one iteration.
+		if (d >= target && n >= minOpIters) || n >= 1<<30 {
+			// Signed differences, clamped: with allocNoise set, the
+			// background allocator may be caught between its allocation and
+			// its count, an error of one chunk either way.
 			return opCost{
 				ns:     float64(d.Nanoseconds()) / float64(n),
-				allocs: float64(o1-o0) / float64(n),
-				bytes:  float64(b1-b0) / float64(n),
+				allocs: max(0, float64(int64(o1-o0))) / float64(n),
+				bytes:  max(0, float64(int64(b1-b0))) / float64(n),
 			}
 		}
 		// Aim 20% past the target from the rate seen so far, growing at
