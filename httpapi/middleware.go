@@ -10,6 +10,8 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // codeHeader carries an error response's code from WriteError to the
@@ -83,6 +85,10 @@ func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK, retryAfter: in.retryAfter}
 		defer func() {
 			if p := recover(); p != nil {
