@@ -359,3 +359,36 @@ func TestMetricsCountEachErrorOnce(t *testing.T) {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+func TestFulfillApproved(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	id := s.mustCreate(t, "u_1")
+	if r := s.sendCallback(t, callbackBody(id, "risk.decided", "approve", 0.01, "v3")); r.status != 202 {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	s.waitStatus(t, id, "approved")
+	for i, want := range []int{200, 200} {
+		r := s.do(t, http.MethodPost, "/v1/orders/"+id+"/fulfill", nil)
+		if o := r.json(t); r.status != want || o["status"] != "fulfilled" || o["version"] != 3.0 {
+			t.Errorf("fulfill #%d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := s.do(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil)
+	if code, _ := r.errorOf(t); r.status != 409 || code != "conflict" || !strings.Contains(string(r.body), "fulfilled") {
+		t.Errorf("cancel fulfilled: %d %s", r.status, r.body)
+	}
+}
+
+func TestBodyCapBoundary(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	// A valid order padded with whitespace to exactly 64 KiB is accepted;
+	// one byte more is 413.
+	body := orderBody("u_1")
+	exact := body + strings.Repeat(" ", 64<<10-len(body))
+	if r := s.createOrder(t, exact); r.status != http.StatusCreated {
+		t.Errorf("exactly 64 KiB: %d %s", r.status, r.body)
+	}
+	if r := s.createOrder(t, exact+" "); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("64 KiB + 1: %d %s", r.status, r.body)
+	}
+}
