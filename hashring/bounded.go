@@ -234,6 +234,13 @@ func (b *Bounded) moved(key, from, to string) {
 	}
 }
 
+// pending is a key waiting to be placed again, and the member it left.
+type pending struct {
+	key  string
+	h    uint64
+	from string
+}
+
 // sync rebuilds the placement state for the ring's current snapshot if it
 // changed, and returns how many keys moved.
 func (b *Bounded) sync() int {
@@ -241,9 +248,43 @@ func (b *Bounded) sync() int {
 	if next == b.snap {
 		return 0
 	}
+	redo := b.rehome(next)
+	if len(next.names) == 0 {
+		return 0 // nowhere to go: every placement was dropped
+	}
+	m := len(b.keys) + len(redo)
+	// Members over the cap for the new membership shed their latest keys.
+	for o := range b.loads {
+		for c := b.capOf(o, m); len(b.loads[o]) > c; {
+			ks := b.loads[o]
+			key := ks[len(ks)-1]
+			p := b.keys[key]
+			b.take(key, p)
+			redo = append(redo, pending{key, p.h, next.names[o]})
+		}
+	}
+	// Place again in hash order, so the outcome does not depend on map order.
+	slices.SortFunc(redo, func(x, y pending) int {
+		return cmp.Or(cmp.Compare(x.h, y.h), cmp.Compare(x.key, y.key))
+	})
+	moves := 0
+	for _, r := range redo {
+		o := b.free(r.h, m, -1)
+		b.put(r.key, r.h, o)
+		if to := next.names[o]; to != r.from {
+			moves++
+			b.moved(r.key, r.from, to)
+		}
+	}
+	return moves
+}
+
+// rehome switches the state to snapshot next: keys stay on their member if
+// it is still there and their first choice is not a new member; the others
+// are unplaced and returned.
+func (b *Bounded) rehome(next *snapshot) []pending {
 	prev := b.snap
-	// Map old member indexes to new ones by name.
-	remap := make([]int32, len(prev.names))
+	remap := make([]int32, len(prev.names)) // old member index -> new, or -1
 	for o, name := range prev.names {
 		remap[o] = -1
 		if i, ok := find(next.members, name); ok {
@@ -262,12 +303,6 @@ func (b *Bounded) sync() int {
 		b.weight += m.Weight
 	}
 	b.loads = make([][]string, len(next.names))
-
-	type pending struct {
-		key  string
-		h    uint64
-		from string
-	}
 	var redo []pending
 	// Keep keys in their old placement order so "most recently placed"
 	// stays meaningful for eviction.
@@ -283,32 +318,5 @@ func (b *Bounded) sync() int {
 			b.put(key, p.h, no)
 		}
 	}
-	if len(next.names) == 0 {
-		return 0 // nowhere to go: every placement was dropped above
-	}
-	m := len(b.keys) + len(redo)
-	moves := 0
-	// Members over the cap for the new membership shed their latest keys.
-	for o := range b.loads {
-		for c := b.capOf(o, m); len(b.loads[o]) > c; {
-			ks := b.loads[o]
-			key := ks[len(ks)-1]
-			p := b.keys[key]
-			b.take(key, p)
-			redo = append(redo, pending{key, p.h, next.names[o]})
-		}
-	}
-	// Place again in hash order, so the outcome does not depend on map order.
-	slices.SortFunc(redo, func(x, y pending) int {
-		return cmp.Or(cmp.Compare(x.h, y.h), cmp.Compare(x.key, y.key))
-	})
-	for _, r := range redo {
-		o := b.free(r.h, m, -1)
-		b.put(r.key, r.h, o)
-		if to := next.names[o]; to != r.from {
-			moves++
-			b.moved(r.key, r.from, to)
-		}
-	}
-	return moves
+	return redo
 }
