@@ -152,37 +152,11 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	}
 	ours := RingImpl()
 
-	// The quoted claim, measured on our ring.
-	var claim []ringmeasure.NamedBalance
-	// A figure inside the middle 90% of our member sets is typical of a ring
-	// like ours; one in the tails was one unusual set of names; one outside
-	// every set is not what this ring does.
-	typical, outside := 0, 0
-	var where []string
-	for _, c := range ringClaim {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		b := ringmeasure.MeasureBalance(ours, 3, c.vnodes, cfg)
-		claim = append(claim, ringmeasure.NamedBalance{Impl: ours.Name, Balance: b})
-		for _, q := range []struct {
-			what string
-			s    ringmeasure.Summary
-			v    float64
-		}{{"max share", b.MaxShare, c.maxShare}, {"stddev", b.StdDev, c.stddev}} {
-			switch {
-			case q.v < q.s.Min || q.v > q.s.Max:
-				outside++
-			case q.v >= quantile(q.s.Values, 0.05) && q.v <= q.s.P95:
-				typical++
-			}
-			where = append(where, fmt.Sprintf("%s %g at %s: %.0f%% of sets at or above",
-				q.what, q.v, vnodesText(c.vnodes), 100*q.s.AtLeast(q.v)))
-		}
-		res.Measurements = append(res.Measurements,
-			setMeasurement(fmt.Sprintf("max share, 3 members, %s", vnodesText(c.vnodes)), "%", b.MaxShare, cfg.Sets),
-			setMeasurement(fmt.Sprintf("stddev of shares, 3 members, %s", vnodesText(c.vnodes)), "points", b.StdDev, cfg.Sets))
+	cc, err := measureClaim(ctx, ours, cfg)
+	if err != nil {
+		return res, err
 	}
+	res.Measurements = append(res.Measurements, cc.measurements...)
 
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -191,32 +165,11 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	rep.VNodes = hashring.DefaultVirtualNodes // label the table with the value
 	rep160 := ringmeasure.Measure(ours, 160, cfg)
 	reports := []ringmeasure.Report{rep, rep160}
-	// Bounded loads only bind where the plain ring is worse than c, so they
-	// are shown at few virtual nodes too, where they do the work.
-	bounded := BoundedImpl(hashring.DefaultLoadFactor)
-	var brep ringmeasure.Report
-	for _, v := range []int{0, 160, 1} {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		r := ringmeasure.Report{Impl: bounded.Name, VNodes: v, Balance: []ringmeasure.Balance{
-			ringmeasure.MeasureBalance(bounded, 3, v, cfg),
-			ringmeasure.MeasureBalance(bounded, 10, v, cfg),
-		}}
-		moved, between, err := boundedMovement(ctx, 10, 11, v, hashring.DefaultLoadFactor, cfg)
-		if err != nil {
-			return res, err
-		}
-		r.Movement = ringmeasure.Movement{From: 10, To: 11, VNodes: v, Ideal: rep.Movement.Ideal,
-			Moved: summarizeSets(moved), BetweenStayers: between}
-		if v == 0 {
-			r.VNodes = hashring.DefaultVirtualNodes
-		}
-		reports = append(reports, r)
-		if v == 160 {
-			brep = r
-		}
+	breps, brep, err := boundedReports(ctx, rep.Movement.Ideal, cfg)
+	if err != nil {
+		return res, err
 	}
+	reports = append(reports, breps...)
 	churn, err := boundedChurn(ctx, 10, 1, hashring.DefaultLoadFactor, cfg)
 	if err != nil {
 		return res, err
@@ -253,9 +206,9 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 		}
 	}
 	switch {
-	case outside > 0 && cfg.Sets >= 20: // a handful of quick sets has no tails to speak of
+	case cc.outside > 0 && cfg.Sets >= 20: // a handful of quick sets has no tails to speak of
 		res.Verdict = Refuted
-	case typical == 2*len(ringClaim):
+	case cc.typical == 2*len(ringClaim):
 		res.Verdict = Holds
 	default:
 		res.Verdict = Depends
@@ -264,16 +217,89 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 		"%d outside all of them (%s); a quoted figure comes from one set of names, one draw from a wide distribution. "+
 		"Ours at %d vnodes: worst p95 max/avg %.3f (target 1.08), movement 10→11 %.2f%% (ideal %.2f%%), %d keys between old members, "+
 		"slowest lookup median %.1f ns.",
-		runtime.Version(), raceNote(), cfg.Keys, cfg.Sets, typical, 2*len(ringClaim), outside, strings.Join(where, "; "),
+		runtime.Version(), raceNote(), cfg.Keys, cfg.Sets, cc.typical, 2*len(ringClaim), cc.outside, strings.Join(cc.where, "; "),
 		hashring.DefaultVirtualNodes, worstP95, rep.Movement.Moved.Mean, rep.Movement.Ideal, rep.Movement.BetweenStayers, slowest)
 	res.Notes = "Peers (go-zero, groupcache, stathat, serialx, jump, rendezvous) are measured by the same code in bench/peers/hashring; " +
 		"see docs/benchmarks/hashring.md."
-	res.Table = "Quoted claim, 3 members:\n\n" + ringmeasure.ClaimMarkdown(claim) +
+	res.Table = "Quoted claim, 3 members:\n\n" + ringmeasure.ClaimMarkdown(cc.rows) +
 		"\nBalance and movement:\n\n" + ringmeasure.Markdown(reports)
 	if math.IsNaN(worstP95) {
 		res.Verdict = Depends
 	}
 	return res, nil
+}
+
+// claimCheck is the quoted claim measured on our ring: the rows of its
+// table, its measurements, and where the quoted figures fall among the
+// member sets.
+type claimCheck struct {
+	rows         []ringmeasure.NamedBalance
+	measurements []Measurement
+	// typical counts figures inside the middle 90% of our member sets (what
+	// a ring like ours gives), outside those beyond every set (not what it
+	// gives); the rest sit in the tails (one unusual set of names).
+	typical, outside int
+	where            []string
+}
+
+func measureClaim(ctx context.Context, ours ringmeasure.Impl, cfg ringmeasure.Config) (claimCheck, error) {
+	var cc claimCheck
+	for _, c := range ringClaim {
+		if err := ctx.Err(); err != nil {
+			return cc, err
+		}
+		b := ringmeasure.MeasureBalance(ours, 3, c.vnodes, cfg)
+		cc.rows = append(cc.rows, ringmeasure.NamedBalance{Impl: ours.Name, Balance: b})
+		for _, q := range []struct {
+			what string
+			s    ringmeasure.Summary
+			v    float64
+		}{{"max share", b.MaxShare, c.maxShare}, {"stddev", b.StdDev, c.stddev}} {
+			switch {
+			case q.v < q.s.Min || q.v > q.s.Max:
+				cc.outside++
+			case q.v >= quantile(q.s.Values, 0.05) && q.v <= q.s.P95:
+				cc.typical++
+			}
+			cc.where = append(cc.where, fmt.Sprintf("%s %g at %s: %.0f%% of sets at or above",
+				q.what, q.v, vnodesText(c.vnodes), 100*q.s.AtLeast(q.v)))
+		}
+		cc.measurements = append(cc.measurements,
+			setMeasurement(fmt.Sprintf("max share, 3 members, %s", vnodesText(c.vnodes)), "%", b.MaxShare, cfg.Sets),
+			setMeasurement(fmt.Sprintf("stddev of shares, 3 members, %s", vnodesText(c.vnodes)), "points", b.StdDev, cfg.Sets))
+	}
+	return cc, nil
+}
+
+// boundedReports measures Bounded at the default vnodes, 160 and 1: bounded
+// loads only bind where the plain ring is worse than c, so they are shown at
+// few virtual nodes too, where they do the work. It also returns the
+// 160-vnode report on its own, for the measurements.
+func boundedReports(ctx context.Context, ideal float64, cfg ringmeasure.Config) (reports []ringmeasure.Report, at160 ringmeasure.Report, err error) {
+	bounded := BoundedImpl(hashring.DefaultLoadFactor)
+	for _, v := range []int{0, 160, 1} {
+		if err := ctx.Err(); err != nil {
+			return nil, at160, err
+		}
+		r := ringmeasure.Report{Impl: bounded.Name, VNodes: v, Balance: []ringmeasure.Balance{
+			ringmeasure.MeasureBalance(bounded, 3, v, cfg),
+			ringmeasure.MeasureBalance(bounded, 10, v, cfg),
+		}}
+		moved, between, err := boundedMovement(ctx, 10, 11, v, hashring.DefaultLoadFactor, cfg)
+		if err != nil {
+			return nil, at160, err
+		}
+		r.Movement = ringmeasure.Movement{From: 10, To: 11, VNodes: v, Ideal: ideal,
+			Moved: summarizeSets(moved), BetweenStayers: between}
+		if v == 0 {
+			r.VNodes = hashring.DefaultVirtualNodes
+		}
+		reports = append(reports, r)
+		if v == 160 {
+			at160 = r
+		}
+	}
+	return reports, at160, nil
 }
 
 func vnodesText(n int) string {
