@@ -172,15 +172,24 @@ func poolScenario(ctx context.Context, name, url string, workers, rounds, maxIdl
 	return s, nil
 }
 
+// httpFindings is everything one http-leak run observed.
+type httpFindings struct {
+	n, workers             int
+	leak, fixed            httpScenario
+	pools                  []httpScenario // steady default, steady tuned, fan-out default, fan-out tuned
+	base, afterLeak, final int            // transport goroutines: before, once leaked bodies closed, at the end
+}
+
 func runHTTPLeak(ctx context.Context, opt Options) (Result, error) {
 	res := Result{
 		Name: "http-leak",
 		Claim: "A response body that is not closed keeps its connection and a goroutine per request alive; " +
 			"the default MaxIdleConnsPerHost of 2 forces new connections under concurrency.",
 	}
-	n, workers, per := 100, 8, 50
+	f := httpFindings{n: 100, workers: 8}
+	per := 50
 	if opt.Quick {
-		n, workers, per = 10, 4, 10
+		f.n, f.workers, per = 10, 4, 10
 	}
 	body := bytes.Repeat([]byte("x"), 1024)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -190,61 +199,71 @@ func runHTTPLeak(ctx context.Context, opt Options) (Result, error) {
 		w.Write(body)
 	}))
 	defer srv.Close()
+	if err := f.run(ctx, srv.URL, per); err != nil {
+		return res, fmt.Errorf("http-leak: %w", err)
+	}
+	return httpVerdict(res, f), nil
+}
 
-	base := waitConnGoroutines(0)
-	leak, err := leakScenario(ctx, srv.URL, n)
-	if err != nil {
-		return res, fmt.Errorf("http-leak: %w", err)
+// run measures the scenarios one after another, each on its own transport,
+// waiting between them for the previous one's goroutines to end.
+func (f *httpFindings) run(ctx context.Context, url string, per int) error {
+	f.base = waitConnGoroutines(0)
+	var err error
+	if f.leak, err = leakScenario(ctx, url, f.n); err != nil {
+		return err
 	}
-	afterLeak := waitConnGoroutines(base)
-	fixed, err := poolScenario(ctx, "sequential, body drained and closed", srv.URL, 1, n, 0, false)
-	if err != nil {
-		return res, fmt.Errorf("http-leak: %w", err)
+	f.afterLeak = waitConnGoroutines(f.base)
+	if f.fixed, err = poolScenario(ctx, "sequential, body drained and closed", url, 1, f.n, 0, false); err != nil {
+		return err
 	}
-	waitConnGoroutines(base)
-	var pools []httpScenario
+	waitConnGoroutines(f.base)
 	for _, fanOut := range []bool{false, true} {
-		for _, maxIdle := range []int{0, workers} {
+		for _, maxIdle := range []int{0, f.workers} {
 			idle := fmt.Sprintf("MaxIdleConnsPerHost=%d", maxIdle)
 			if maxIdle == 0 {
 				idle = fmt.Sprintf("MaxIdleConnsPerHost default (%d)", http.DefaultMaxIdleConnsPerHost)
 			}
-			pattern := fmt.Sprintf("%d steady workers", workers)
+			pattern := fmt.Sprintf("%d steady workers", f.workers)
 			if fanOut {
-				pattern = fmt.Sprintf("fan-out bursts of %d", workers)
+				pattern = fmt.Sprintf("fan-out bursts of %d", f.workers)
 			}
 			name := fmt.Sprintf("%s, server latency 1ms, drained+closed, %s", pattern, idle)
-			s, err := poolScenario(ctx, name, srv.URL+"?sleep=1ms", workers, per, maxIdle, fanOut)
+			sc, err := poolScenario(ctx, name, url+"?sleep=1ms", f.workers, per, maxIdle, fanOut)
 			if err != nil {
-				return res, fmt.Errorf("http-leak: %w", err)
+				return err
 			}
-			pools = append(pools, s)
-			waitConnGoroutines(base)
+			f.pools = append(f.pools, sc)
+			waitConnGoroutines(f.base)
 		}
 	}
-	steadyDef, steadyTuned, def, tuned := pools[0], pools[1], pools[2], pools[3]
-	left := waitConnGoroutines(base)
+	f.final = waitConnGoroutines(f.base)
+	return nil
+}
 
+func httpVerdict(res Result, f httpFindings) Result {
+	steadyDef, steadyTuned, def, tuned := f.pools[0], f.pools[1], f.pools[2], f.pools[3]
 	var tb strings.Builder
 	tb.WriteString("| scenario | requests | connections dialled | transport goroutines |\n|---|---:|---:|---:|\n")
-	for _, s := range append([]httpScenario{leak, fixed}, pools...) {
+	for _, s := range append([]httpScenario{f.leak, f.fixed}, f.pools...) {
 		fmt.Fprintf(&tb, "| %s | %d | %d | %d |\n", s.name, s.requests, s.created, s.heldRoutines)
 		res.Measurements = append(res.Measurements,
 			Measurement{Name: "connections dialled: " + s.name, Median: float64(s.created), Unit: "conns", Runs: 1})
 	}
 	res.Table = tb.String()
+	perResp := float64(f.leak.heldRoutines) / float64(f.n)
 	res.Measurements = append(res.Measurements,
-		Measurement{Name: "transport goroutines per leaked response", Median: float64(leak.heldRoutines) / float64(n), Unit: "goroutines", Runs: 1},
-		Measurement{Name: "transport goroutines left once leaked bodies were closed", Median: float64(afterLeak - base), Unit: "goroutines", Runs: 1},
-		Measurement{Name: "transport goroutines left at the end (idle conns closed)", Median: float64(left - base), Unit: "goroutines", Runs: 1},
+		Measurement{Name: "transport goroutines per leaked response", Median: perResp, Unit: "goroutines", Runs: 1},
+		Measurement{Name: "transport goroutines left once leaked bodies were closed", Median: float64(f.afterLeak - f.base), Unit: "goroutines", Runs: 1},
+		Measurement{Name: "transport goroutines left at the end (idle conns closed)", Median: float64(f.final - f.base), Unit: "goroutines", Runs: 1},
 	)
 
-	leakHolds := leak.created == int64(n) && leak.heldRoutines >= n
-	fixHolds := fixed.created == 1
+	leakHolds := f.leak.created == int64(f.n) && f.leak.heldRoutines >= f.n
+	fixHolds := f.fixed.created == 1
 	poolHolds := def.created > tuned.created && def.created > int64(http.DefaultMaxIdleConnsPerHost)
 	// "Under concurrency" holds without qualification only if steady
 	// concurrent workers overflow the pool too.
-	steadyHolds := steadyDef.created > int64(2*workers)
+	steadyHolds := steadyDef.created > int64(2*f.workers)
 	switch {
 	case leakHolds && fixHolds && poolHolds && steadyHolds:
 		res.Verdict = Holds
@@ -253,14 +272,18 @@ func runHTTPLeak(ctx context.Context, opt Options) (Result, error) {
 	default:
 		res.Verdict = Refuted
 	}
+	pattern := "the pool overflowed under steady concurrency as well as in bursts"
+	if !steadyHolds {
+		pattern = "the pool overflows when responses finish together, not merely under concurrency"
+	}
 	res.Condition = fmt.Sprintf("net/http of %s over loopback: %d un-closed responses dialled %d connections and held %d transport goroutines "+
-		"(%.1f per request: a read loop and a write loop); drained and closed, %d requests used %d connection(s); "+
+		"(%.1f per response: a read loop and a write loop); drained and closed, %d requests used %d connection(s); "+
 		"fan-out bursts of %d requests to a server with 1 ms latency dialled %d connections with the default idle pool of %d per host and %d with %d; "+
-		"%d steady workers dialled %d and %d — the pool overflows when responses finish together, not merely under concurrency",
-		runtime.Version(), n, leak.created, leak.heldRoutines, float64(leak.heldRoutines)/float64(n), n, fixed.created,
-		workers, def.created, http.DefaultMaxIdleConnsPerHost, tuned.created, workers, workers, steadyDef.created, steadyTuned.created)
+		"%d steady workers dialled %d and %d — %s",
+		runtime.Version(), f.n, f.leak.created, f.leak.heldRoutines, perResp, f.n, f.fixed.created,
+		f.workers, def.created, http.DefaultMaxIdleConnsPerHost, tuned.created, f.workers, f.workers, steadyDef.created, steadyTuned.created, pattern)
 	res.Notes = "The leak is per response, not per request: the connection returns to the pool when the body is read to EOF or closed. " +
 		"A server in another process would add its own goroutine per connection; the test server here runs in this process and is not counted. " +
 		"Connections closed because the idle pool is full go to TIME_WAIT on a real network, which is how this shows up in production."
-	return res, nil
+	return res
 }

@@ -149,50 +149,61 @@ func MapSweep(ctx context.Context, opt Options, impls []MapImpl) (Result, error)
 	return mapVerdict(res, cells, impls, writes, runs, d), nil
 }
 
-func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs int, d time.Duration) Result {
-	find := func(impl string, pr, keys, wp int) (mapCell, bool) {
-		for _, c := range cells {
-			if c.impl == impl && c.procs == pr && c.keys == keys && c.writePct == wp {
-				return c, true
-			}
+// mapCells indexes the cells of one sweep.
+type mapCells []mapCell
+
+func (cs mapCells) find(impl string, pr, keys, wp int) (mapCell, bool) {
+	for _, c := range cs {
+		if c.impl == impl && c.procs == pr && c.keys == keys && c.writePct == wp {
+			return c, true
 		}
-		return mapCell{}, false
 	}
-	// The verdict judges sync.Map by the better of its two variants in each
-	// cell (throughput and p99 separately): the reading most favourable to
-	// the claim, so a refutation cannot come from how the keys were boxed.
-	findSync := func(pr, keys, wp int) (mapCell, bool) {
-		a, okA := find("sync.Map", pr, keys, wp)
-		b, okB := find("sync.Map, uint64 boxed per call", pr, keys, wp)
-		if !okA || !okB {
-			return a, okA
-		}
-		if b.opsPerS.Median > a.opsPerS.Median {
-			a.opsPerS = b.opsPerS
-		}
-		if b.writeP99.Runs > 0 && (a.writeP99.Runs == 0 || b.writeP99.Median < a.writeP99.Median) {
-			a.writeP99 = b.writeP99
-		}
-		return a, true
+	return mapCell{}, false
+}
+
+// sync judges sync.Map by the better of its two variants in a cell
+// (throughput and p99 separately): the reading most favourable to the
+// claim, so a refutation cannot come from how the keys were boxed.
+func (cs mapCells) sync(pr, keys, wp int) (mapCell, bool) {
+	a, okA := cs.find("sync.Map", pr, keys, wp)
+	b, okB := cs.find("sync.Map, uint64 boxed per call", pr, keys, wp)
+	if !okA || !okB {
+		return a, okA
 	}
+	if b.opsPerS.Median > a.opsPerS.Median {
+		a.opsPerS = b.opsPerS
+	}
+	if b.writeP99.Runs > 0 && (a.writeP99.Runs == 0 || b.writeP99.Median < a.writeP99.Median) {
+		a.writeP99 = b.writeP99
+	}
+	return a, true
+}
+
+// mapGroup is one (GOMAXPROCS, key space) pair of the sweep.
+type mapGroup struct{ procs, keys int }
+
+func (cs mapCells) groups() []mapGroup {
+	var out []mapGroup
+	for _, c := range cs {
+		if g := (mapGroup{c.procs, c.keys}); !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (cs mapCells) table(impls []MapImpl, writes []int) string {
 	var tb strings.Builder
 	tb.WriteString("| GOMAXPROCS | keys | writes |")
 	for _, im := range impls {
 		fmt.Fprintf(&tb, " %s Mops/s | write p99 |", im.Name)
 	}
 	tb.WriteString("\n|---:|---:|---:|" + strings.Repeat("---:|---:|", len(impls)) + "\n")
-	type group struct{ procs, keys int }
-	var groups []group
-	for _, c := range cells {
-		if g := (group{c.procs, c.keys}); !slices.Contains(groups, g) {
-			groups = append(groups, g)
-		}
-	}
-	for _, g := range groups {
+	for _, g := range cs.groups() {
 		for _, wp := range writes {
 			fmt.Fprintf(&tb, "| %d | %d | %d%% |", g.procs, g.keys, wp)
 			for _, im := range impls {
-				c, _ := find(im.Name, g.procs, g.keys, wp)
+				c, _ := cs.find(im.Name, g.procs, g.keys, wp)
 				p99 := "–"
 				if c.writeP99.Runs > 0 {
 					p99 = fmtDur(c.writeP99.Median)
@@ -202,11 +213,64 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 			tb.WriteString("\n")
 		}
 	}
-	res.Table = tb.String()
+	return tb.String()
+}
 
-	// The three sub-claims, cell by cell.
-	var readWins, readCells, p99Wins, p99Cells int
-	var readWhere, dropText []string
+// mapTally counts, over the groups, where each sub-claim held.
+type mapTally struct {
+	readWins, readCells, p99Wins, p99Cells, dropHolds int
+	readWhere, dropText                               []string
+	ms                                                []Measurement
+}
+
+// judgeGroup adds one group's evidence: read-only throughput, write p99 at
+// every write ratio, and the throughput drop from 0% to highWrite writes.
+func (t *mapTally) judgeGroup(cs mapCells, g mapGroup, writes []int, highWrite int) {
+	where := fmt.Sprintf("GOMAXPROCS=%d/%d keys", g.procs, g.keys)
+	sm0, ok1 := cs.sync(g.procs, g.keys, 0)
+	rw0, ok2 := cs.find("RWMutex+map", g.procs, g.keys, 0)
+	if ok1 && ok2 {
+		t.readCells++
+		r := ratio(sm0.opsPerS.Median, rw0.opsPerS.Median)
+		t.ms = append(t.ms, Measurement{Name: "read-only throughput sync.Map / RWMutex+map, " + where,
+			Median: r, Unit: "x (ratio of medians)", Runs: 1})
+		if r > 1 {
+			t.readWins++
+			t.readWhere = append(t.readWhere, where)
+		}
+	}
+	for _, wp := range writes[1:] {
+		sm, ok1 := cs.sync(g.procs, g.keys, wp)
+		rw, ok2 := cs.find("RWMutex+map", g.procs, g.keys, wp)
+		if ok1 && ok2 && sm.writeP99.Runs > 0 && rw.writeP99.Runs > 0 {
+			t.p99Cells++
+			if sm.writeP99.Median < rw.writeP99.Median {
+				t.p99Wins++
+			}
+		}
+	}
+	smH, ok3 := cs.sync(g.procs, g.keys, highWrite)
+	rwH, ok4 := cs.find("RWMutex+map", g.procs, g.keys, highWrite)
+	if !(ok1 && ok2 && ok3 && ok4) {
+		return
+	}
+	rwDrop := 1 - ratio(rwH.opsPerS.Median, rw0.opsPerS.Median)
+	smDrop := 1 - ratio(smH.opsPerS.Median, sm0.opsPerS.Median)
+	t.ms = append(t.ms,
+		Measurement{Name: fmt.Sprintf("RWMutex+map throughput drop, 0%%→%d%% writes, %s", highWrite, where),
+			Median: rwDrop * 100, Unit: "% (of medians)", Runs: 1},
+		Measurement{Name: fmt.Sprintf("sync.Map throughput drop, 0%%→%d%% writes, %s", highWrite, where),
+			Median: smDrop * 100, Unit: "% (of medians)", Runs: 1})
+	t.dropText = append(t.dropText, fmt.Sprintf("%.0f%% (sync.Map %.0f%%) at %s", rwDrop*100, smDrop*100, where))
+	if rwDrop >= 0.25 && rwDrop > smDrop {
+		t.dropHolds++
+	}
+}
+
+func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs int, d time.Duration) Result {
+	cs := mapCells(cells)
+	res.Table = cs.table(impls, writes)
+	// "Once writes exceed 15%": the first ratio of the sweep above 15%.
 	highWrite := writes[len(writes)-1]
 	for _, w := range writes {
 		if w > 15 {
@@ -214,61 +278,20 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 			break
 		}
 	}
-	dropHolds := 0
-	for _, g := range groups {
-		sm, ok1 := findSync(g.procs, g.keys, 0)
-		rw, ok2 := find("RWMutex+map", g.procs, g.keys, 0)
-		if ok1 && ok2 {
-			readCells++
-			r := ratio(sm.opsPerS.Median, rw.opsPerS.Median)
-			res.Measurements = append(res.Measurements, Measurement{
-				Name:   fmt.Sprintf("read-only throughput sync.Map / RWMutex+map (GOMAXPROCS=%d, %d keys)", g.procs, g.keys),
-				Median: r, Unit: "x (ratio of medians)", Runs: 1,
-			})
-			if r > 1 {
-				readWins++
-				readWhere = append(readWhere, fmt.Sprintf("GOMAXPROCS=%d/%d keys", g.procs, g.keys))
-			}
-		}
-		for _, wp := range writes[1:] {
-			sm, ok1 := findSync(g.procs, g.keys, wp)
-			rw, ok2 := find("RWMutex+map", g.procs, g.keys, wp)
-			if ok1 && ok2 && sm.writeP99.Runs > 0 && rw.writeP99.Runs > 0 {
-				p99Cells++
-				if sm.writeP99.Median < rw.writeP99.Median {
-					p99Wins++
-				}
-			}
-		}
-		rw0, ok1 := find("RWMutex+map", g.procs, g.keys, 0)
-		rwH, ok2 := find("RWMutex+map", g.procs, g.keys, highWrite)
-		sm0, ok3 := findSync(g.procs, g.keys, 0)
-		smH, ok4 := findSync(g.procs, g.keys, highWrite)
-		if ok1 && ok2 && ok3 && ok4 {
-			rwDrop := 1 - ratio(rwH.opsPerS.Median, rw0.opsPerS.Median)
-			smDrop := 1 - ratio(smH.opsPerS.Median, sm0.opsPerS.Median)
-			res.Measurements = append(res.Measurements,
-				Measurement{Name: fmt.Sprintf("RWMutex+map throughput drop, 0%%→%d%% writes (GOMAXPROCS=%d, %d keys)", highWrite, g.procs, g.keys),
-					Median: rwDrop * 100, Unit: "% (of medians)", Runs: 1},
-				Measurement{Name: fmt.Sprintf("sync.Map throughput drop, 0%%→%d%% writes (GOMAXPROCS=%d, %d keys)", highWrite, g.procs, g.keys),
-					Median: smDrop * 100, Unit: "% (of medians)", Runs: 1})
-			dropText = append(dropText, fmt.Sprintf("%.0f%% (sync.Map %.0f%%) at GOMAXPROCS=%d/%d keys", rwDrop*100, smDrop*100, g.procs, g.keys))
-			if rwDrop >= 0.25 && rwDrop > smDrop {
-				dropHolds++
-			}
-		}
+	var t mapTally
+	for _, g := range cs.groups() {
+		t.judgeGroup(cs, g, writes, highWrite)
 	}
+	res.Measurements = append(res.Measurements, t.ms...)
 	parts := []string{
-		fmt.Sprintf("sync.Map read-only throughput beat RWMutex+map in %d of %d cells%s", readWins, readCells, listIn(readWhere)),
-		fmt.Sprintf("its sampled write p99 was lower in %d of %d cells with writes", p99Wins, p99Cells),
-		fmt.Sprintf("RWMutex+map lost %s going from 0%% to %d%% writes", strings.Join(dropText, ", "), highWrite),
+		fmt.Sprintf("sync.Map read-only throughput beat RWMutex+map in %d of %d cells%s", t.readWins, t.readCells, listIn(t.readWhere)),
+		fmt.Sprintf("its sampled write p99 was lower in %d of %d cells with writes", t.p99Wins, t.p99Cells),
+		fmt.Sprintf("RWMutex+map lost %s going from 0%% to %d%% writes", strings.Join(t.dropText, ", "), highWrite),
 	}
-	all := readWins == readCells && p99Wins == p99Cells && dropHolds == len(dropText)
-	none := readWins == 0 && p99Wins == 0 && dropHolds == 0
 	switch {
-	case all:
+	case t.readWins == t.readCells && t.p99Wins == t.p99Cells && t.dropHolds == len(t.dropText):
 		res.Verdict = Holds
-	case none:
+	case t.readWins == 0 && t.p99Wins == 0 && t.dropHolds == 0:
 		res.Verdict = Refuted
 	default:
 		res.Verdict = Depends
@@ -277,8 +300,8 @@ func mapVerdict(res Result, cells []mapCell, impls []MapImpl, writes []int, runs
 	res.Notes = fmt.Sprintf("Each cell: %d run(s) of %s, median shown; write p99 from every 8th write, timed with time.Now "+
 		"(under GOMAXPROCS=1 it includes waiting for the time slice of another worker). Since Go 1.24 sync.Map is a concurrent hash-trie, "+
 		"not the read-map/dirty-map design the quoted figures were measured on. sync.Map in the verdict is the better of its two variants in each cell "+
-		"(pre-boxed keys add a random read of the boxed-key table; boxing per call adds a small allocation); the drop is counted as holding where RWMutex+map loses ≥25%% "+
-		"and more than sync.Map.", runs, d)
+		"(pre-boxed keys add a random read of the boxed-key table; boxing per call adds a small allocation); the drop is counted as holding "+
+		"where RWMutex+map loses ≥25%% and more than sync.Map.", runs, d)
 	return res
 }
 
