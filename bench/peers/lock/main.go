@@ -4,8 +4,8 @@
 //
 //	go run ./lock -rounds 6 -d 1s
 //
-// Rounds interleave the implementations so that a noisy neighbour on the
-// shared machine hurts all of them alike; rates are the median over rounds,
+// Rounds interleave the implementations, in an order rotated every round,
+// so that a noisy neighbour on the shared machine hurts all of them alike; rates are the median over rounds,
 // percentiles are over all samples pooled. Results go to stdout as a markdown
 // table (docs/benchmarks/lock.md has a run and the command).
 package main
@@ -204,7 +204,10 @@ func run() error {
 	unc := make(map[string]*result)
 	con := make(map[string]*result)
 	for r := range *rounds {
-		for _, im := range impls {
+		// Rotate the order every round, so no implementation always runs
+		// right after the same neighbour (or first, on a cold machine).
+		order := append(slices.Clone(impls[r%len(impls):]), impls[:r%len(impls)]...)
+		for _, im := range order {
 			key := fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), r, strings.Fields(im.name)[0])
 			res, err := measure(im, key+"-u", 1, *d)
 			if err != nil {
