@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"runtime/metrics"
 	"testing"
@@ -98,5 +99,15 @@ func TestMeasureOpCountsAllocations(t *testing.T) {
 	})
 	if c.allocs < 0.5 || c.bytes < 32 {
 		t.Errorf("allocs/op = %v, B/op = %v; want about 1 and 64", c.allocs, c.bytes)
+	}
+}
+
+func TestMeasurementJSONNaN(t *testing.T) {
+	b, err := json.Marshal(Measurement{Name: "r", Median: math.NaN(), Spread: math.Inf(1), Unit: "x", Runs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"r","median":null,"spread":null,"unit":"x","runs":1}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
 	}
 }

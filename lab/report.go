@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -215,4 +216,23 @@ func raceNote() string {
 		return " (race detector on: every time is inflated)"
 	}
 	return ""
+}
+
+// MarshalJSON writes a NaN or infinite median or spread (a ratio with
+// nothing to divide by, a quantile of no samples) as null: encoding/json
+// refuses them, and one such number must not cost the whole report.
+func (m Measurement) MarshalJSON() ([]byte, error) {
+	finite := func(f float64) *float64 {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil
+		}
+		return &f
+	}
+	return json.Marshal(struct {
+		Name   string   `json:"name"`
+		Median *float64 `json:"median"`
+		Spread *float64 `json:"spread"`
+		Unit   string   `json:"unit"`
+		Runs   int      `json:"runs"`
+	}{m.Name, finite(m.Median), finite(m.Spread), m.Unit, m.Runs})
 }
