@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/orderflow/orderflow/hashring"
@@ -176,4 +177,42 @@ func TestBoundedEmptyRingDropsPlacements(t *testing.T) {
 	if b.Len() != 0 {
 		t.Fatalf("Len = %d after the ring emptied", b.Len())
 	}
+}
+
+// TestBoundedConcurrentUse places and releases keys from several goroutines
+// while the ring changes; under -race it checks the locking, and at the end
+// the cap still holds.
+func TestBoundedConcurrentUse(t *testing.T) {
+	r := mustNew(t, names("node-", 4), hashring.WithVirtualNodes(32))
+	b := mustBounded(t, r, hashring.BoundedConfig{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2_000 {
+				k := "order-" + strconv.Itoa(g*10_000+i)
+				if _, ok := b.Place(k); !ok {
+					t.Errorf("Place(%q): not ok", k)
+					return
+				}
+				if i%3 == 0 {
+					b.Release(k)
+				}
+			}
+		}()
+	}
+	for i := range 50 {
+		if i%2 == 0 {
+			if err := r.Add(hashring.Member{Name: "flux"}); err != nil {
+				t.Error(err)
+			}
+		} else {
+			r.Remove("flux")
+		}
+		b.Sync()
+	}
+	wg.Wait()
+	b.Sync()
+	checkCaps(t, b, r.Len())
 }
