@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -53,6 +54,16 @@ func preemptLatency(limit int) (lat time.Duration, preempted bool) {
 	lat = time.Since(t0)
 	stop.Store(1)
 	return lat, <-done
+}
+
+// preemptLatencyNoGC measures preemptLatency with the collector switched
+// off (and restored): a GC stop-the-world also preempts the loop, and would
+// be measured instead of sysmon. Callers hold exclusive.
+func preemptLatencyNoGC(limit int) (time.Duration, bool) {
+	runtime.GC()
+	prev := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(prev)
+	return preemptLatency(limit)
 }
 
 // goroutinesInSyscall counts goroutines whose stack contains fn and whose
@@ -126,7 +137,7 @@ func runGMP(ctx context.Context, opt Options) (Result, error) {
 					return
 				}
 				h = append(h, o)
-				lat, ok := preemptLatency(limit)
+				lat, ok := preemptLatencyNoGC(limit)
 				lats = append(lats, lat.Seconds()*1e3)
 				preemptedAll = preemptedAll && ok
 			}
