@@ -1,0 +1,343 @@
+package sqlbus
+
+import (
+	"container/heap"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// entry is one event read by a group and not yet behind its cursor.
+type entry struct {
+	ev        orderflow.Event
+	redriveID int64 // > 0: read from bus_redrive, not the outbox
+	attempts  int   // deliveries started so far (failed ones are persisted)
+	acked     bool
+}
+
+// orderQueue holds the unfinished events of one order, oldest first. It is
+// in exactly one place at a time: the ready channel, a worker, or the
+// back-off heap, which is what keeps one order's events sequential.
+type orderQueue struct {
+	key    string
+	events []*entry
+	due    time.Time // when it leaves the back-off heap
+	index  int       // in the back-off heap
+}
+
+// group is the running state of one consumer group, shared by its Consume
+// calls. The poller and the flusher are its goroutines; the last Consume to
+// leave stops them.
+type group struct {
+	b    *Bus
+	name string
+	refs int // Consume calls in the group; guarded by b.mu
+
+	poll, pollRedrive *sql.Stmt
+	// ctx ends when the group stops, cancelling a poll in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	cursor     int64            // every outbox seq <= cursor is acked in memory
+	durable    int64            // the cursor as last written
+	readPos    int64            // the highest outbox seq read
+	redrivePos int64            // the highest bus_redrive id read
+	window     []*entry         // outbox entries above cursor, in seq order
+	known      map[int64]stored // bus_deliveries rows read at start
+	orders     map[string]*orderQueue
+	inflight   int // entries dispatched and not finished
+	starved    bool
+	backoff    backoffHeap
+	acks       []int64          // outbox seqs acked since the last flush
+	redriveAck []int64          // bus_redrive ids acked since the last flush
+	failures   map[*entry]int   // failed-delivery counts to persist
+	lastWarn   map[string]int64 // warning → unix second last logged, to log each once a second
+
+	ready   chan *orderQueue // cap MaxInFlight: sends under mu never block
+	wake    chan struct{}    // poller: new events (Notify), room, or a back-off due
+	pending chan struct{}    // flusher: something to write
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// stored is what bus_deliveries knew about an event at start.
+type stored struct {
+	attempts int
+	acked    bool
+}
+
+// startGroup registers the group's cursor (new groups start at the
+// beginning of the outbox), loads its state and starts its goroutines.
+func startGroup(ctx context.Context, b *Bus, name string) (*group, error) {
+	err := b.st.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO bus_cursors (grp, seq, updated_at) VALUES (?, 0, ?)
+			ON CONFLICT (grp) DO NOTHING`, name, time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register cursor: %w", err)
+	}
+	g := &group{
+		b: b, name: name,
+		known:    map[int64]stored{},
+		orders:   map[string]*orderQueue{},
+		failures: map[*entry]int{},
+		lastWarn: map[string]int64{},
+		ready:    make(chan *orderQueue, b.cfg.MaxInFlight),
+		wake:     make(chan struct{}, 1),
+		pending:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+	}
+	db := b.st.ReadDB()
+	if err := db.QueryRowContext(ctx, `SELECT seq FROM bus_cursors WHERE grp = ?`, name).Scan(&g.cursor); err != nil {
+		return nil, fmt.Errorf("read cursor: %w", err)
+	}
+	g.durable, g.readPos = g.cursor, g.cursor
+	if err := g.loadDeliveries(ctx, db); err != nil {
+		return nil, err
+	}
+	if g.poll, err = db.PrepareContext(ctx, `SELECT seq, id, type, order_id, payload, headers, created_at
+		FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`); err != nil {
+		return nil, fmt.Errorf("prepare poll: %w", err)
+	}
+	if g.pollRedrive, err = db.PrepareContext(ctx, `SELECT seq, event_id, type, order_id, payload, headers,
+		created_at, id, attempts FROM bus_redrive WHERE grp = ? AND id > ? ORDER BY id LIMIT ?`); err != nil {
+		g.poll.Close()
+		return nil, fmt.Errorf("prepare redrive poll: %w", err)
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.wg.Add(2)
+	go g.poller()
+	go g.flusher()
+	return g, nil
+}
+
+func (g *group) loadDeliveries(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT seq, attempts, acked FROM bus_deliveries WHERE grp = ? AND seq > ?`,
+		g.name, g.cursor)
+	if err != nil {
+		return fmt.Errorf("read deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var s stored
+		if err := rows.Scan(&seq, &s.attempts, &s.acked); err != nil {
+			return fmt.Errorf("read deliveries: %w", err)
+		}
+		g.known[seq] = s
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read deliveries: %w", err)
+	}
+	return nil
+}
+
+// stop ends the group's goroutines, once no worker is left, and writes
+// what they acknowledged.
+func (g *group) stop() error {
+	close(g.quit)
+	g.cancel()
+	g.wg.Wait()
+	g.poll.Close()
+	g.pollRedrive.Close()
+	ctx, cancel := writeCtx()
+	defer cancel()
+	if err := g.flush(ctx); err != nil {
+		return fmt.Errorf("sqlbus: group %s: last acks not written, their events will be delivered again: %w", g.name, err)
+	}
+	return nil
+}
+
+// poke signals ch without blocking; one pending signal is enough.
+func (g *group) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// poller reads new events into the group and releases back-offs that are
+// due. It sleeps PollInterval after a poll that found nothing, and is woken
+// early by Notify, by room freeing up, or by a back-off falling due.
+func (g *group) poller() {
+	defer g.wg.Done()
+	cfg := &g.b.cfg
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	ctx := g.ctx
+	for {
+		select {
+		case <-g.quit:
+			return
+		case <-timer.C:
+		case <-g.wake:
+		}
+		more, err := g.pollOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			g.warn("poll failed; retrying", err)
+		}
+		wait := cfg.PollInterval
+		if more {
+			wait = 0
+		}
+		if next, ok := g.releaseDue(time.Now()); ok && next < wait {
+			wait = next
+		}
+		timer.Reset(wait)
+	}
+}
+
+// pollOnce reads what fits into the group's in-flight budget, redriven
+// events first, and dispatches it. more reports that a full batch was read,
+// so the next poll should not wait.
+func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
+	cfg := &g.b.cfg
+	g.mu.Lock()
+	room := min(cfg.MaxInFlight-g.inflight, cfg.BatchSize)
+	g.starved = room <= 0
+	readPos, redrivePos := g.readPos, g.redrivePos
+	g.mu.Unlock()
+	if room <= 0 {
+		return false, nil
+	}
+	redriven, err := g.read(ctx, g.pollRedrive, true, g.name, redrivePos, room)
+	if err != nil {
+		return false, err
+	}
+	events, err := g.read(ctx, g.poll, false, readPos, room-len(redriven))
+	if err != nil {
+		return false, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, e := range redriven {
+		g.redrivePos = max(g.redrivePos, e.redriveID)
+		g.dispatch(e)
+	}
+	for _, e := range events {
+		g.readPos = e.ev.Seq
+		if s, ok := g.known[e.ev.Seq]; ok {
+			delete(g.known, e.ev.Seq)
+			e.attempts = s.attempts
+			if s.acked { // acknowledged out of order before a restart
+				e.acked = true
+				g.window = append(g.window, e)
+				continue
+			}
+		}
+		g.window = append(g.window, e)
+		g.dispatch(e)
+	}
+	return len(redriven)+len(events) == room, nil
+}
+
+// read runs a poll statement and scans its rows.
+func (g *group) read(ctx context.Context, st *sql.Stmt, redrive bool, args ...any) ([]*entry, error) {
+	if n := args[len(args)-1].(int); n <= 0 {
+		return nil, nil
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*entry
+	for rows.Next() {
+		e := &entry{}
+		var headers string
+		var created int64
+		dest := []any{&e.ev.Seq, &e.ev.ID, &e.ev.Type, &e.ev.OrderID, &e.ev.Payload, &headers, &created}
+		if redrive {
+			dest = append(dest, &e.redriveID, &e.attempts)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		e.ev.CreatedAt = time.Unix(0, created).UTC()
+		if headers != "" && headers != "{}" {
+			if err := json.Unmarshal([]byte(headers), &e.ev.Headers); err != nil {
+				// A header the bus cannot read must not stop the event:
+				// the trace context is lost, the event is not.
+				g.warn("event headers unreadable; delivered without them", fmt.Errorf("event %s: %w", e.ev.ID, err))
+			}
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// dispatch queues e behind its order's unfinished events. g.mu is held.
+func (g *group) dispatch(e *entry) {
+	g.inflight++
+	key := e.ev.OrderID
+	if key == "" {
+		key = "\x00" + e.ev.ID // no order: nothing to keep it in order with
+	}
+	if q := g.orders[key]; q != nil {
+		q.events = append(q.events, e)
+		return
+	}
+	q := &orderQueue{key: key, events: []*entry{e}, index: -1}
+	g.orders[key] = q
+	g.ready <- q
+}
+
+// releaseDue moves the orders whose back-off has passed to the ready queue
+// and returns how long until the next one is due.
+func (g *group) releaseDue(now time.Time) (time.Duration, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.backoff.Len() > 0 {
+		q := g.backoff[0]
+		if d := q.due.Sub(now); d > 0 {
+			return d, true
+		}
+		heap.Pop(&g.backoff)
+		g.ready <- q
+	}
+	return 0, false
+}
+
+// warn logs err under msg at most once a second per msg: a poll that fails
+// every few milliseconds while the store is down must not flood the log.
+func (g *group) warn(msg string, err error) {
+	now := time.Now().Unix()
+	g.mu.Lock()
+	if g.lastWarn[msg] == now {
+		g.mu.Unlock()
+		return
+	}
+	g.lastWarn[msg] = now
+	g.mu.Unlock()
+	g.b.cfg.Logger.Warn("sqlbus: "+msg, "group", g.name, "err", err)
+}
+
+// backoffHeap orders the queues waiting out a back-off by due time.
+type backoffHeap []*orderQueue
+
+func (h backoffHeap) Len() int           { return len(h) }
+func (h backoffHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h backoffHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *backoffHeap) Push(x any) {
+	q := x.(*orderQueue)
+	q.index = len(*h)
+	*h = append(*h, q)
+}
+func (h *backoffHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	q.index = -1
+	*h = old[:len(old)-1]
+	return q
+}
