@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -128,6 +129,9 @@ func (m *Logistic) init() error {
 	for i := range m.w {
 		m.w[i] = m.Weights[i] / m.Scale[i]
 		m.b -= m.w[i] * m.Mean[i]
+	}
+	if isBad(m.b) || slices.ContainsFunc(m.w[:], isBad) {
+		return fmt.Errorf("risk: logistic model %s: weights overflow once scaled", m.Name)
 	}
 	return nil
 }
