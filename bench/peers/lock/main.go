@@ -71,10 +71,21 @@ func run() error {
 	)
 	flag.Parse()
 	logx.Disable()
+	var clients []*redis.Client
 
-	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: 64})
-	defer rdb.Close()
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
+	// Every Redis implementation gets a client of its own, with go-redis's
+	// defaults, so none inherits another's pool state.
+	newRedis := func() *redis.Client {
+		rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
+		clients = append(clients, rdb)
+		return rdb
+	}
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+	if err := newRedis().Ping(context.Background()).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{*etcdAddr}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
@@ -83,9 +94,9 @@ func run() error {
 	}
 	defer cli.Close()
 	zr := zrds.MustNewRedis(zrds.RedisConf{Host: *redisAddr, Type: zrds.NodeType})
-	rs := redsync.New(rsgoredis.NewPool(rdb))
-	bsmc := bsm.New(rdb)
-	ours := redislock.New(rdb, "bench:")
+	rs := redsync.New(rsgoredis.NewPool(newRedis()))
+	bsmc := bsm.New(newRedis())
+	ours := redislock.New(newRedis(), "bench:")
 	defer ours.Close()
 	oursEtcd := etcdlock.New(cli, "/bench/")
 	defer oursEtcd.Close(context.Background())
