@@ -33,8 +33,11 @@ type MemoryConfig struct {
 // MemoryCounters is the in-process Counters: sliding windows of each user's
 // recent orders and a running summary of the user's amounts, in sharded maps.
 // Memory is bounded by the users active within the retention times
-// (MaxEvents+1) small records. Eviction needs no goroutine: each shard sweeps
-// itself, in order time, at most once a minute, as observations arrive.
+// (MaxEvents+1) small records, plus the idle users of a shard that has not
+// swept yet (at most a quarter of its size). Eviction needs no goroutine:
+// each shard sweeps itself as observations arrive, at most once a minute of
+// order time and only after a quarter as many observations as it holds
+// users, so sweeping costs O(1) per observation, amortized.
 type MemoryCounters struct {
 	retention int64 // ns
 	maxEvents int
@@ -53,6 +56,10 @@ type memShard struct {
 	users     map[string]*memUser
 	latest    int64 // latest observation time seen by the shard, ns
 	lastSweep int64
+	// sinceSweep counts observations since the last sweep: a sweep costs
+	// O(users in the shard), and waiting for a quarter of that many
+	// observations makes it O(1) per observation, amortized.
+	sinceSweep int
 	_         [64]byte // keep neighbouring shards' locks off one cache line
 }
 
@@ -119,7 +126,8 @@ func (c *MemoryCounters) Observe(ctx context.Context, o Observation) (Snapshot, 
 	if at > sh.latest {
 		sh.latest = at
 	}
-	if sh.latest-sh.lastSweep >= sweepEvery {
+	sh.sinceSweep++
+	if sh.latest-sh.lastSweep >= sweepEvery && sh.sinceSweep >= len(sh.users)/4 {
 		c.sweep(sh)
 	}
 	u := sh.users[o.UserID]
@@ -185,7 +193,7 @@ func (c *MemoryCounters) Sweep(now time.Time) {
 
 // sweep runs with sh locked.
 func (c *MemoryCounters) sweep(sh *memShard) {
-	sh.lastSweep = sh.latest
+	sh.lastSweep, sh.sinceSweep = sh.latest, 0
 	forget, drop := sh.latest-c.retention, sh.latest-int64(LongWindow)
 	for id, u := range sh.users {
 		switch {
