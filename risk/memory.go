@@ -60,7 +60,7 @@ type memShard struct {
 	// O(users in the shard), and waiting for a quarter of that many
 	// observations makes it O(1) per observation, amortized.
 	sinceSweep int
-	_         [64]byte // keep neighbouring shards' locks off one cache line
+	_          [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 // memUser is one user's state. Events are kept sorted by time.
