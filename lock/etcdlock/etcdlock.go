@@ -259,12 +259,19 @@ var errLostPlace = errors.New("etcdlock: queued key vanished while waiting (leas
 // write; a member that has not reached that revision refuses, and we fall
 // back to a linearizable read.
 func (q *queued) wait(ctx context.Context, le *lease.Lease) error {
-	before := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(q.rev-1))
+	// The two newest keys queued before ours. (Not a count: etcd counts
+	// before filtering by create revision.)
+	before := []clientv3.OpOption{
+		clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
+		clientv3.WithMaxCreateRev(q.rev - 1),
+		clientv3.WithLimit(2),
+	}
 	rev := q.rev
 	for {
-		// One read of both: the newest key queued before ours, and ours,
-		// which may have gone while we waited (lease expired, key
-		// deleted): then we are not the holder, whatever the queue says.
+		// One read of both: the keys queued before ours, and ours, which
+		// may have gone while we waited (lease expired, key deleted):
+		// then we are not the holder, whatever the queue says.
 		resp, err := q.readAt(ctx, rev, read{q.pfx, before}, read{key: q.key})
 		if err != nil {
 			return err
@@ -278,6 +285,18 @@ func (q *queued) wait(ctx context.Context, le *lease.Lease) error {
 		}
 		if rev, err = q.waitDelete(ctx, le, string(pred[0].Key)); err != nil {
 			return err
+		}
+		if len(pred) == 1 {
+			// The predecessor was the only key before ours, and no key
+			// can ever be queued before ours (create revisions only
+			// grow): we hold the lock, with no further round trip.
+			// That is the usual hand-over, so it matters.
+			select {
+			case <-le.Done():
+				return errLostPlace
+			default:
+				return nil
+			}
 		}
 	}
 }
