@@ -131,6 +131,12 @@ func (c *MemoryCounters) Observe(ctx context.Context, o Observation) (Snapshot, 
 		c.sweep(sh)
 	}
 	u := sh.users[o.UserID]
+	if u != nil && u.lastSeen < at-c.retention {
+		// Idle past the retention: forgotten, whether or not a sweep has
+		// freed it yet, so what the counters return never depends on when
+		// sweeps run (which depends on hashing and traffic).
+		*u = memUser{events: u.events[:0], firstSeen: at}
+	}
 	if u == nil {
 		u = &memUser{firstSeen: at}
 		// Clone: the key must not pin the caller's (possibly large) buffer.

@@ -218,3 +218,18 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// TestMemoryCountersForgetWithoutSweep: a user idle past the retention is
+// new again even when no sweep ran in between (one shard, few users).
+func TestMemoryCountersForgetWithoutSweep(t *testing.T) {
+	c := risk.NewMemoryCounters(risk.MemoryConfig{Retention: 48 * time.Hour})
+	observe(t, c, obs{"o1", "u", "d", 100, 0})
+	s := observe(t, c, obs{"o2", "u", "d", 100, 48*time.Hour + time.Second})
+	if s.PriorOrders != 0 || !s.FirstSeen.Equal(t0.Add(48*time.Hour+time.Second)) {
+		t.Errorf("after the retention: prior %d, first seen %v; want a new user", s.PriorOrders, s.FirstSeen)
+	}
+	s = observe(t, c, obs{"o3", "u", "d", 100, 48*time.Hour + 2*time.Second})
+	if s.PriorOrders != 1 || s.Orders1h != 2 {
+		t.Errorf("next order: prior %d, 1h %d; want 1, 2", s.PriorOrders, s.Orders1h)
+	}
+}

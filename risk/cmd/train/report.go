@@ -113,8 +113,12 @@ func labelled(samples []Sample, champion, challenger risk.Scorer) []orderflow.La
 	return ds
 }
 
-// AdversaryStart is the adversary's first attempt: 02:00 in east-china.
-var AdversaryStart = time.Date(2026, 2, 1, 18, 0, 0, 0, time.UTC)
+// AdversaryStarts are the adversary's first attempts in the report: 02:00
+// and 22:00 in east-china.
+var AdversaryStarts = []time.Time{
+	time.Date(2026, 2, 1, 18, 0, 0, 0, time.UTC),
+	time.Date(2026, 2, 1, 14, 0, 0, 0, time.UTC),
+}
 
 // AdversaryAttempts is how many attempts the adversary makes in the table.
 const AdversaryAttempts = 12
@@ -128,29 +132,35 @@ type AdversaryRow struct {
 	Score    map[string]float64
 }
 
-// Adversary plays synth.Adversary against the Assessor with the user routed
-// to each version in turn (split 0 and Buckets), and returns the attempts.
-func Adversary(ctx context.Context) ([]AdversaryRow, error) {
-	start := AdversaryStart
+// Adversary plays synth.Adversary from start against the Assessor with the
+// user routed to each version in turn (split 0 and Buckets), and returns the
+// attempts.
+func Adversary(ctx context.Context, start time.Time) ([]AdversaryRow, error) {
 	rows := make([]AdversaryRow, AdversaryAttempts)
 	for _, split := range []int{0, risk.Buckets} {
 		r, err := risk.NewRouter("rollout", split)
 		if err != nil {
 			return nil, err
 		}
-		a := &risk.Assessor{
-			Counters: risk.NewMemoryCounters(risk.MemoryConfig{}),
-			Router:   r, Champion: risk.V21(), Challenger: risk.V3(),
-		}
+		// Assess, spelled out, to show the features it used.
+		c := risk.NewMemoryCounters(risk.MemoryConfig{})
+		a := &risk.Assessor{Counters: c, Router: r, Champion: risk.V21(), Challenger: risk.V3()}
 		adv := synth.NewAdversary(7, "u_adversary", 600_000, start)
 		for i := range rows {
 			o := adv.Attempt()
-			d, err := a.Assess(ctx, o.Order)
+			snap, err := c.Observe(ctx, risk.Observation{
+				OrderID: o.ID, UserID: o.UserID, DeviceID: o.DeviceID, AmountMinor: o.AmountMinor, At: o.CreatedAt,
+			})
+			if err != nil {
+				return nil, err
+			}
+			f := risk.Extract(&o.Order, snap)
+			d, err := a.Decide(ctx, o.Order, f)
 			if err != nil {
 				return nil, err
 			}
 			if rows[i].Decision == nil {
-				rows[i] = AdversaryRow{Order: o.Order, Decision: map[string]orderflow.Decision{}, Score: map[string]float64{}}
+				rows[i] = AdversaryRow{Order: o.Order, Features: f, Decision: map[string]orderflow.Decision{}, Score: map[string]float64{}}
 			}
 			rows[i].Decision[d.ModelVersion], rows[i].Score[d.ModelVersion] = d.Decision, d.Score
 		}
@@ -159,17 +169,22 @@ func Adversary(ctx context.Context) ([]AdversaryRow, error) {
 }
 
 func adversaryTable(w io.Writer) error {
-	rows, err := Adversary(context.Background())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "Adversarial retries (synth.NewAdversary(7, \"u_adversary\", 600000, 2026-02-01T18:00Z), 02:00 local), the user routed to one version throughout:")
-	fmt.Fprintln(w, "\n| attempt | minutes | amount (CNY) | v2.1 score | v2.1 | v3 score | v3 |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for i, r := range rows {
-		fmt.Fprintf(w, "| %d | %.1f | %.2f | %.3f | %s | %.3f | %s |\n", i+1,
-			r.Order.CreatedAt.Sub(rows[0].Order.CreatedAt).Minutes(), float64(r.Order.AmountMinor)/100,
-			r.Score["v2.1"], r.Decision["v2.1"], r.Score["v3"], r.Decision["v3"])
+	for _, start := range AdversaryStarts {
+		rows, err := Adversary(context.Background(), start)
+		if err != nil {
+			return err
+		}
+		local := start.Add(risk.RegionOffset("east-china")).Format("15:04")
+		fmt.Fprintf(w, "Adversarial retries, synth.NewAdversary(7, \"u_adversary\", 600000, %s) (%s local), the user routed to one version throughout:\n",
+			start.Format(time.RFC3339), local)
+		fmt.Fprintln(w, "\n| attempt | minutes | amount (CNY) | orders in 1 h | v2.1 score | v2.1 | v3 score | v3 |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		for i, r := range rows {
+			fmt.Fprintf(w, "| %d | %.1f | %.2f | %d | %.3f | %s | %.3f | %s |\n", i+1,
+				r.Order.CreatedAt.Sub(rows[0].Order.CreatedAt).Minutes(), float64(r.Order.AmountMinor)/100, r.Features.Orders1h,
+				r.Score["v2.1"], r.Decision["v2.1"], r.Score["v3"], r.Decision["v3"])
+		}
+		fmt.Fprintln(w)
 	}
 	return nil
 }
