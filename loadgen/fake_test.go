@@ -1,0 +1,165 @@
+package loadgen_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeAPI fakes the order API of API.md closely enough for a client: it
+// creates orders (honouring Idempotency-Key and the bearer token), decides
+// each one on its second GET by a rule on the amount, and records labels.
+// A client is what is under test here; the real service has its own test.
+type fakeAPI struct {
+	*httptest.Server
+	token string
+	// throttleFirst answers the first POST of every Idempotency-Key with
+	// 429 and Retry-After: 1.
+	throttleFirst bool
+
+	mu       sync.Mutex
+	orders   map[string]*fakeOrder
+	keys     map[string]string // idempotency key -> order id
+	attempts map[string][]time.Time
+	labels   map[string]bool
+	posts    int
+}
+
+type fakeOrder struct {
+	orderflow.Order
+	gets int
+}
+
+// fakeScore is the fake's model: the larger the amount, the riskier.
+func fakeScore(amountMinor int64) float64 {
+	return float64(amountMinor) / float64(amountMinor+100_000)
+}
+
+func newFakeAPI(t *testing.T, configure func(*fakeAPI)) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{orders: map[string]*fakeOrder{}, keys: map[string]string{},
+		attempts: map[string][]time.Time{}, labels: map[string]bool{}}
+	if configure != nil {
+		configure(f)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/orders", f.create)
+	mux.HandleFunc("GET /v1/orders/{id}", f.get)
+	mux.HandleFunc("POST /v1/risk/labels", f.label)
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+func writeError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":{"code":%q,"message":"fake"}}`, code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeAPI) create(w http.ResponseWriter, r *http.Request) {
+	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+		writeError(w, 401, orderflow.EUnauthenticated)
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeError(w, 415, orderflow.EUnsupportedMedia)
+		return
+	}
+	var req orderflow.NewOrder
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Validate() != nil {
+		writeError(w, 400, orderflow.EInvalid)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.posts++
+	f.attempts[key] = append(f.attempts[key], time.Now())
+	if f.throttleFirst && len(f.attempts[key]) == 1 {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, 429, orderflow.EResourceExhausted)
+		return
+	}
+	if id, ok := f.keys[key]; ok && key != "" {
+		writeJSON(w, 200, f.orders[id].Order)
+		return
+	}
+	now := time.Now().UTC()
+	o := &fakeOrder{Order: orderflow.Order{
+		ID: fmt.Sprintf("ord_%d", len(f.orders)+1), UserID: req.UserID, AmountMinor: req.AmountMinor,
+		Currency: req.Currency, Region: req.Region, Items: req.Items, Internal: req.Internal,
+		IP: req.IP, DeviceID: req.DeviceID, Status: orderflow.StatusPendingReview, Version: 1,
+		CreatedAt: now, UpdatedAt: now,
+	}}
+	f.orders[o.ID] = o
+	f.keys[key] = o.ID
+	writeJSON(w, 201, o.Order)
+}
+
+func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.orders[r.PathValue("id")]
+	if !ok {
+		writeError(w, 404, orderflow.ENotFound)
+		return
+	}
+	o.gets++
+	if o.gets == 2 && o.Status == orderflow.StatusPendingReview {
+		score := fakeScore(o.AmountMinor)
+		d, st := orderflow.DecisionApprove, orderflow.StatusApproved
+		switch {
+		case score >= 0.8:
+			d, st = orderflow.DecisionReject, orderflow.StatusRejected
+		case score >= 0.5:
+			d, st = orderflow.DecisionReview, orderflow.StatusInReview
+		}
+		now := time.Now().UTC()
+		o.Status, o.Version, o.UpdatedAt = st, 2, now
+		o.Risk = &orderflow.Risk{Decision: d, Score: score, ModelVersion: "fake-v1", DecidedAt: now}
+	}
+	writeJSON(w, 200, o.Order)
+}
+
+func (f *fakeAPI) label(w http.ResponseWriter, r *http.Request) {
+	var l struct {
+		OrderID string `json:"order_id"`
+		Fraud   *bool  `json:"fraud"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&l); err != nil || l.Fraud == nil {
+		writeError(w, 400, orderflow.EInvalid)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.orders[l.OrderID]; !ok {
+		writeError(w, 404, orderflow.ENotFound)
+		return
+	}
+	f.labels[l.OrderID] = *l.Fraud
+	writeJSON(w, 202, map[string]string{"status": "accepted"})
+}
+
+// snapshot returns counts under the lock.
+func (f *fakeAPI) snapshot() (orders, labels, posts int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.orders), len(f.labels), f.posts
+}

@@ -1,0 +1,396 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/risk/synth"
+)
+
+// Config is one run. The zero value of every field but URL and Rate gets
+// the default named beside it.
+type Config struct {
+	// URL is the order service's base URL; labels go to the same host
+	// (in serve, the risk engine shares the public listener).
+	URL string
+	// Rate is the offered load in orders a second.
+	Rate float64
+	// Concurrency caps creates in flight (DefaultConcurrency); a slot that
+	// finds them all busy is dropped and counted, never queued.
+	Concurrency int
+	// Duration and Orders end the sending phase, whichever comes first;
+	// with neither, it runs until ctx ends. Orders counts offered slots.
+	Duration time.Duration
+	Orders   int64
+	// Seed selects the synthetic stream (risk/synth).
+	Seed uint64
+	// Users is the stream's number of legitimate users (synth's default,
+	// 10,000, when zero).
+	Users int
+	// UserPrefix starts every user id. Empty means "lg" and this run's id,
+	// so runs against one service do not share users and their velocity.
+	UserPrefix string
+	// LabelDelay is how long after an order is seen decided its ground
+	// truth is posted to /v1/risk/labels (DefaultLabelDelay); negative
+	// sends no labels.
+	LabelDelay time.Duration
+	// APIToken, when set, is sent as a bearer token.
+	APIToken string
+	// AdversaryTries bounds the attempts of each adversarial user
+	// (DefaultAdversaryTries).
+	AdversaryTries int
+	// Pollers is the number of goroutines polling decisions
+	// (DefaultPollers); WatchMax bounds the orders watched at once
+	// (DefaultWatchMax).
+	Pollers  int
+	WatchMax int
+	// Drain bounds the wait for the last decisions and labels after the
+	// sending phase (DefaultDrain).
+	Drain time.Duration
+	// Timeout bounds each request (DefaultTimeout).
+	Timeout time.Duration
+	// Progress, when set, receives a progress line every ProgressEvery
+	// (one second on a terminal, DefaultProgressEvery otherwise); on a
+	// terminal (TTY) the line is rewritten in place.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	TTY           bool
+	// Transport carries the requests (a fresh http.Transport when nil).
+	Transport http.RoundTripper
+}
+
+// Defaults of Config.
+const (
+	DefaultConcurrency    = 64
+	DefaultLabelDelay     = time.Second
+	DefaultAdversaryTries = 10
+	DefaultPollers        = 4
+	DefaultWatchMax       = 100_000
+	DefaultDrain          = 10 * time.Second
+	DefaultTimeout        = 5 * time.Second
+	DefaultProgressEvery  = 5 * time.Second
+	maxLabelQueue         = 1 << 20
+)
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.URL == "":
+		return errors.New("loadgen: a URL is required")
+	case c.Rate <= 0 || math.IsInf(c.Rate, 0) || math.IsNaN(c.Rate):
+		return fmt.Errorf("loadgen: rate must be > 0 orders/s, not %v", c.Rate)
+	case c.Duration < 0 || c.Orders < 0:
+		return errors.New("loadgen: duration and orders must not be negative")
+	}
+	c.URL = strings.TrimRight(c.URL, "/")
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&c.Concurrency, DefaultConcurrency)
+	def(&c.AdversaryTries, DefaultAdversaryTries)
+	def(&c.Pollers, DefaultPollers)
+	def(&c.WatchMax, DefaultWatchMax)
+	if c.LabelDelay == 0 {
+		c.LabelDelay = DefaultLabelDelay
+	}
+	if c.Drain <= 0 {
+		c.Drain = DefaultDrain
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = DefaultProgressEvery
+		if c.TTY {
+			c.ProgressEvery = time.Second
+		}
+	}
+	return nil
+}
+
+// runner is one run's state. The pacer goroutine (Run's own) owns the
+// generator; senders, pollers, labelers and the progress printer are owned
+// by Run, which waits for every one of them before it returns.
+type runner struct {
+	cfg     Config
+	runID   string
+	gen     *synth.Generator
+	advSeen map[string]bool
+	col     *collector
+	c       *client
+	watch   *watchSet
+	labels  *labelQueue
+}
+
+// Run sends the synthetic stream of cfg and returns what it measured. It
+// returns early, with the summary so far, when ctx ends (an interrupted run
+// still reports); the error is for a bad Config only.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), advSeen: map[string]bool{},
+		col: newCollector(), watch: newWatchSet(cfg.WatchMax), labels: newLabelQueue(maxLabelQueue)}
+	prefix := cfg.UserPrefix
+	if prefix == "" {
+		prefix = "lg" + r.runID
+	}
+	r.gen = synth.New(synth.Config{Seed: cfg.Seed, Users: cfg.Users, UserPrefix: prefix})
+	tr := cfg.Transport
+	if tr == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep a connection per request in flight: a new handshake per
+		// request would measure the kernel, not the server.
+		t.MaxIdleConnsPerHost = cfg.Concurrency + 2*cfg.Pollers
+		defer t.CloseIdleConnections()
+		tr = t
+	}
+	r.c = &client{base: cfg.URL, token: cfg.APIToken, hc: &http.Client{Transport: tr}, timeout: cfg.Timeout, col: r.col}
+
+	work, stop := context.WithCancel(ctx)
+	defer stop()
+	var bg sync.WaitGroup
+	for range cfg.Pollers {
+		bg.Go(func() { r.poll(work) })
+	}
+	for range 2 {
+		bg.Go(func() { r.sendLabels(work) })
+	}
+	if cfg.Progress != nil {
+		bg.Go(func() { r.printProgress(work) })
+	}
+
+	start := time.Now()
+	var senders sync.WaitGroup
+	r.pace(ctx, start, &senders)
+	senders.Wait()
+	sent := time.Since(start)
+	r.drain(ctx)
+	total := time.Since(start)
+	stop()
+	bg.Wait()
+	if cfg.Progress != nil && cfg.TTY {
+		fmt.Fprintln(cfg.Progress)
+	}
+	return r.col.summary(sent, total, int64(r.watch.active()), int64(r.labels.len())), nil
+}
+
+// slotsDue is how many slots an open-loop pacer at rate has opened after
+// elapsed: one at the start, then one every 1/rate.
+func slotsDue(elapsed time.Duration, rate float64) int64 {
+	return int64(elapsed.Seconds()*rate) + 1
+}
+
+// totalSlots is the number of slots of the sending phase, or MaxInt64
+// for a run that ends with ctx.
+func (r *runner) totalSlots() int64 {
+	n := int64(math.MaxInt64)
+	if d := r.cfg.Duration; d > 0 {
+		n = int64(math.Ceil(d.Seconds() * r.cfg.Rate))
+	}
+	if r.cfg.Orders > 0 {
+		n = min(n, r.cfg.Orders)
+	}
+	return n
+}
+
+// pace opens slots at the configured rate on the wall clock, whatever the
+// server does (open loop): a slot is sent if fewer than Concurrency creates
+// are in flight and dropped otherwise. A pacer that fell behind (a stalled
+// machine) opens the missed slots at once rather than stretching the run.
+func (r *runner) pace(ctx context.Context, start time.Time, senders *sync.WaitGroup) {
+	sem := make(chan struct{}, r.cfg.Concurrency)
+	total := r.totalSlots()
+	var issued int64
+	for issued < total {
+		due := min(slotsDue(time.Since(start), r.cfg.Rate), total)
+		for ; issued < due; issued++ {
+			r.col.offered.Add(1)
+			select {
+			case sem <- struct{}{}:
+				r.col.sent.Add(1)
+				o, adv := r.next()
+				senders.Go(func() {
+					defer func() { <-sem }()
+					r.create(ctx, o, adv)
+				})
+			default:
+				r.col.dropped.Add(1)
+			}
+		}
+		if issued >= total {
+			return
+		}
+		next := start.Add(time.Duration(float64(issued) / r.cfg.Rate * float64(time.Second)))
+		if !pause(ctx, nil, max(time.Until(next), 0)) {
+			return
+		}
+	}
+}
+
+// next returns the stream's next order. The first order of an
+// adversarial-retry user starts an interactive adversary (synth.Adversary)
+// that retries only while it is not approved; the stream's scripted retries
+// of that user are skipped in its favour.
+func (r *runner) next() (synth.Order, *advState) {
+	for {
+		o := r.gen.Next()
+		if o.Pattern != synth.Adversarial {
+			return o, nil
+		}
+		if r.advSeen[o.UserID] {
+			continue
+		}
+		r.advSeen[o.UserID] = true
+		a := &advState{a: synth.NewAdversary(r.cfg.Seed^uint64(o.Seq), o.UserID, o.AmountMinor, o.CreatedAt)}
+		r.col.adversary(func(s *AdversarySummary) { s.Users++ })
+		return a.attempt(r.col), a
+	}
+}
+
+// advState is one interactive adversary.
+type advState struct {
+	a     *synth.Adversary
+	tries int
+}
+
+func (a *advState) attempt(col *collector) synth.Order {
+	a.tries++
+	col.adversary(func(s *AdversarySummary) { s.Attempts++ })
+	return a.a.Attempt()
+}
+
+// create posts o under an Idempotency-Key unique to this run and order, and
+// starts watching the order it gets back.
+func (r *runner) create(ctx context.Context, o synth.Order, adv *advState) {
+	key := r.runID + "-" + o.ID
+	req := o.NewOrder()
+	t0 := time.Now()
+	a, err := r.c.postJSON(ctx, "create", "/v1/orders", &req, key)
+	var got orderflow.Order
+	if err == nil && a.ok() {
+		if err = json.Unmarshal(a.body, &got); err == nil && got.ID == "" {
+			err = errNoOrder
+		}
+	}
+	ok := err == nil && a.ok()
+	r.col.createDone(ok, time.Since(t0))
+	if !ok {
+		// An adversary whose order failed cannot tell what happened: it
+		// stops, neither approved nor given up (counted as unfinished).
+		return
+	}
+	now := time.Now()
+	w := &watched{id: got.ID, fraud: o.Fraud, created: now, next: now.Add(minPoll), adv: adv}
+	if decided(&got) {
+		r.decided(ctx, w, &got, now)
+		return
+	}
+	if !r.watch.add(w) {
+		r.col.unwatch()
+		r.queueLabel(w, now)
+	}
+}
+
+func decided(o *orderflow.Order) bool {
+	return o.Status != orderflow.StatusPendingReview || o.Risk != nil
+}
+
+// poll takes due orders from the watch set and looks at them until ctx ends.
+func (r *runner) poll(ctx context.Context) {
+	for {
+		w := r.watch.take(ctx)
+		if w == nil {
+			return
+		}
+		r.col.polls.Add(1)
+		a, err := r.c.do(ctx, "poll", http.MethodGet, "/v1/orders/"+w.id, nil, "")
+		var o orderflow.Order
+		if err == nil && a.ok() && json.Unmarshal(a.body, &o) == nil && decided(&o) {
+			r.decided(ctx, w, &o, time.Now())
+			r.watch.done()
+			continue
+		}
+		now := time.Now()
+		w.next = now.Add(pollInterval(now.Sub(w.created)))
+		r.watch.put(w)
+	}
+}
+
+// decided counts an order seen decided, queues its label and, for an
+// adversary that was not approved, sends the next attempt.
+func (r *runner) decided(ctx context.Context, w *watched, o *orderflow.Order, now time.Time) {
+	r.col.decidedOrder(o, w.fraud, now.Sub(w.created))
+	r.queueLabel(w, now)
+	if w.adv == nil {
+		return
+	}
+	switch {
+	case o.Status == orderflow.StatusApproved || o.Status == orderflow.StatusFulfilled:
+		r.col.adversary(func(s *AdversarySummary) { s.Approved++ })
+	case w.adv.tries >= r.cfg.AdversaryTries:
+		r.col.adversary(func(s *AdversarySummary) { s.GaveUp++ })
+	case ctx.Err() == nil:
+		r.create(ctx, w.adv.attempt(r.col), w.adv)
+	}
+}
+
+func (r *runner) queueLabel(w *watched, now time.Time) {
+	if r.cfg.LabelDelay < 0 {
+		return
+	}
+	if !r.labels.push(label{orderID: w.id, fraud: w.fraud, due: now.Add(r.cfg.LabelDelay)}) {
+		r.col.label(func(s *LabelSummary) { s.Skipped++ })
+	}
+}
+
+// sendLabels posts due labels until ctx ends.
+func (r *runner) sendLabels(ctx context.Context) {
+	type body struct {
+		OrderID string `json:"order_id"`
+		Fraud   bool   `json:"fraud"`
+	}
+	for {
+		l := r.labels.pop(ctx)
+		if l == nil {
+			return
+		}
+		a, err := r.c.postJSON(ctx, "label", "/v1/risk/labels", body{l.orderID, l.fraud}, "")
+		if err == nil {
+			r.col.label(func(s *LabelSummary) {
+				if a.ok() {
+					s.Sent++
+				} else {
+					s.Failed++
+				}
+			})
+		}
+		r.labels.done()
+	}
+}
+
+// drain waits, up to Drain, for the watched orders to be decided and their
+// labels sent. It polls two counters every few milliseconds: cheap, and
+// simpler than a signal from every place that changes them.
+func (r *runner) drain(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.Drain)
+	for r.watch.active() > 0 || r.labels.len() > 0 {
+		if time.Now().After(deadline) || !pause(ctx, nil, 5*time.Millisecond) {
+			return
+		}
+	}
+}
