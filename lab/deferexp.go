@@ -87,10 +87,11 @@ func runDefer(ctx context.Context, opt Options) (Result, error) {
 	for i := range ops {
 		res.Measurements = append(res.Measurements, ns[i], allocs[i])
 	}
-	openM := pairedDiff("defer overhead outside a loop (paired difference)", "ns/defer", rounds[1], rounds[0], 1)
-	loopM := pairedDiff("defer overhead inside a loop (paired difference)", "ns/defer", rounds[3], rounds[2], 1.0/dfLoopLen)
+	openD := pairedDiffs(rounds[1], rounds[0], 1)
+	loopD := pairedDiffs(rounds[3], rounds[2], 1.0/dfLoopLen)
+	openM := summarize("defer overhead outside a loop (paired difference)", "ns/defer", openD)
+	loopM := summarize("defer overhead inside a loop (paired difference)", "ns/defer", loopD)
 	res.Measurements = append(res.Measurements, openM, loopM)
-	open, loopCost := openM.Median, loopM.Median
 	loopAllocs := allocs[3].Median / dfLoopLen
 
 	openCalls, err1 := calledFuncs(dfDeferred)
@@ -103,18 +104,20 @@ func runDefer(ctx context.Context, opt Options) (Result, error) {
 	runtime.KeepAlive(dfCounter)
 
 	const expensive = 5.0 // ns per defer; "tens of nanoseconds" starts above this
+	openClass, o25, o75 := versus(openD, expensive)
+	loopClass, l25, l75 := versus(loopD, expensive)
 	switch {
-	case open >= expensive && loopCost >= expensive:
+	case openClass == "above" && loopClass == "above":
 		res.Verdict = Holds
-	case open < expensive && loopCost >= expensive:
-		res.Verdict = Depends
-	case open < expensive && loopCost < expensive:
+	case openClass == "below" && loopClass == "below":
 		res.Verdict = Refuted
 	default:
 		res.Verdict = Depends
 	}
-	res.Condition = fmt.Sprintf("%s%s: a defer outside a loop adds %.1f ns, a defer inside a loop %.1f ns and %.2f allocs each "+
-		"(threshold for \"expensive\": %.0f ns)", runtime.Version(), raceNote(), open, loopCost, loopAllocs, expensive)
-	res.Notes = codegen + ". Paired differences on a shared machine can come out slightly negative: read them as \"about zero\"."
+	res.Condition = fmt.Sprintf("%s%s: a defer outside a loop adds %.1f ns (middle half of paired runs %.1f…%.1f: %s the %.0f ns threshold for \"expensive\"), "+
+		"a defer inside a loop %.1f ns (%.1f…%.1f: %s) and %.2f allocs each",
+		runtime.Version(), raceNote(), openM.Median, o25, o75, openClass, expensive, loopM.Median, l25, l75, loopClass, loopAllocs)
+	res.Notes = codegen + ". Paired differences on a shared machine can come out negative: read them as \"about zero\". " +
+		"\"Straddling\" means the machine's noise spans the threshold: the run cannot tell."
 	return res, nil
 }

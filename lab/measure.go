@@ -204,12 +204,30 @@ func compareOps(ctx context.Context, p plan, ops []namedOp) (ns, allocs []Measur
 	return ns, allocs, rounds, nil
 }
 
-// pairedDiff summarises a[i]-b[i] (scaled by f): the difference of two ops
+// pairedDiffs returns a[i]-b[i] (scaled by f): the differences of two ops
 // measured in the same rounds, less noisy than a difference of medians.
-func pairedDiff(name, unit string, a, b []float64, f float64) Measurement {
+func pairedDiffs(a, b []float64, f float64) []float64 {
 	d := make([]float64, len(a))
 	for i := range a {
 		d[i] = (a[i] - b[i]) * f
 	}
-	return summarize(name, unit, d)
+	return d
+}
+
+// versus says where observations lie against a threshold, with the
+// machine's noise taken into account: "above" when even the lower quartile
+// is at or over it, "below" when even the upper quartile is under it, and
+// "straddling" when the middle half spans it: the run cannot tell.
+func versus(xs []float64, threshold float64) (class string, q25, q75 float64) {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	q25, q75 = quantile(s, 0.25), quantile(s, 0.75)
+	switch {
+	case q25 >= threshold:
+		return "above", q25, q75
+	case q75 < threshold:
+		return "below", q25, q75
+	default:
+		return "straddling", q25, q75
+	}
 }

@@ -142,19 +142,21 @@ func runMutexProfile(ctx context.Context, opt Options) (Result, error) {
 	}
 	runtime.KeepAlive(mpCounter)
 	res.Measurements = append(res.Measurements, ns...)
-	over1 := pairedRatio("overhead of fraction 1 against 0 (paired)", rounds[2], rounds[0])
-	over100 := pairedRatio("overhead of fraction 100 against 0 (paired)", rounds[1], rounds[0])
-	res.Measurements = append(res.Measurements, over100, over1)
+	over1 := pairedRatios(rounds[2], rounds[0])
+	over100 := pairedRatios(rounds[1], rounds[0])
+	res.Measurements = append(res.Measurements,
+		summarize("overhead of fraction 100 against 0 (paired)", "%", over100),
+		summarize("overhead of fraction 1 against 0 (paired)", "%", over1))
 	return mpVerdict(res, blocks, over1), nil
 }
 
-// pairedRatio summarises a[i]/b[i]-1 in percent.
-func pairedRatio(name string, a, b []float64) Measurement {
+// pairedRatios returns a[i]/b[i]-1 in percent.
+func pairedRatios(a, b []float64) []float64 {
 	d := make([]float64, len(a))
 	for i := range a {
 		d[i] = (ratio(a[i], b[i]) - 1) * 100
 	}
-	return summarize(name, "%", d)
+	return d
 }
 
 // profileGrowth returns the stacks whose cycles grew between two reads of
@@ -176,7 +178,7 @@ func profileGrowth(before, after []mutexBlock) []mutexBlock {
 	return out
 }
 
-func mpVerdict(res Result, blocks []mutexBlock, over1 Measurement) Result {
+func mpVerdict(res Result, blocks []mutexBlock, over1 []float64) Result {
 	var total int64
 	for _, b := range blocks {
 		total += b.cycles
@@ -194,9 +196,10 @@ func mpVerdict(res Result, blocks []mutexBlock, over1 Measurement) Result {
 		}
 	}
 	res.Table = tb.String()
-	cheap := over1.Median < 10
+	med := summarize("", "", over1).Median
+	class, q25, q75 := versus(over1, 10)
 	switch {
-	case named && cheap:
+	case named && class == "below":
 		res.Verdict = Holds
 	case named:
 		res.Verdict = Depends
@@ -204,9 +207,9 @@ func mpVerdict(res Result, blocks []mutexBlock, over1 Measurement) Result {
 		res.Verdict = Refuted
 	}
 	res.Condition = fmt.Sprintf("%s, GOMAXPROCS=%d, %d goroutines on one lock with a short critical section%s: the profile's top stack names the "+
-		"contending function: %v; fraction 1 cost %.1f%% (median of %d paired runs, spread %.0f points; \"cheap\" means under 10%%) — the cost grows "+
-		"with the contention rate, so a lock contended less than this one pays less", runtime.Version(), runtime.GOMAXPROCS(0), mpWorkers, raceNote(),
-		named, over1.Median, over1.Runs, over1.Spread)
+		"contending function: %v; fraction 1 cost %.1f%% (median of %d paired runs, middle half %.0f…%.0f%%: %s the 10%% taken as \"cheap\") — "+
+		"the cost grows with the contention rate, so a lock contended less than this one pays less",
+		runtime.Version(), runtime.GOMAXPROCS(0), mpWorkers, raceNote(), named, med, len(over1), q25, q75, class)
 	res.Notes = fmt.Sprint("The profile is cumulative since the process started; the table shows what grew during this run. " +
 		"Stacks are those of the Unlock that made others wait, so the frame under sync.(*Mutex).Unlock is the holder to look at. " +
 		"The previous fraction was restored afterwards.")
