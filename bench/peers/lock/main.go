@@ -179,7 +179,7 @@ func run() error {
 		}},
 		{"etcdlock (ours)", true, func(key string) (acquirer, func()) {
 			return func(ctx context.Context) (release, error) {
-				le, err := oursEtcd.Acquire(ctx, key, 2*time.Second)
+				le, err := oursEtcd.Acquire(ctx, key, *ttl)
 				if err != nil {
 					return nil, err
 				}
@@ -276,6 +276,9 @@ func measure(im impl, key string, g int, d time.Duration) (*result, error) {
 				t0 := time.Now()
 				rel, err := acq(ctx)
 				if err != nil {
+					if errs == 0 {
+						fmt.Fprintf(os.Stderr, "%s: %v\n", im.name, err)
+					}
 					errs++
 					if errs > 100 {
 						mu.Lock()
