@@ -164,7 +164,8 @@ func gcPressure(stop <-chan struct{}, done chan<- struct{}, count *atomic.Uint64
 type spRow struct {
 	cond, op         string
 	ns, allocs, byts Measurement
-	misses           float64 // pool.New calls per op (pooled ops only)
+	rawNS            []float64 // ns/op per round, for paired comparisons
+	misses           float64   // pool.New calls per op (pooled ops only)
 }
 
 func runSyncPool(ctx context.Context, opt Options) (Result, error) {
@@ -258,7 +259,7 @@ func spMeasure(ctx context.Context, p plan, cond string, ops []struct {
 	for i, op := range ops {
 		r := spRow{cond: cond, op: op.name,
 			ns: summarize(op.name+", "+cond, "ns/op", ns[i]), allocs: summarize(op.name+", "+cond+" allocs", "allocs/op", al[i]),
-			byts: summarize("", "B/op", by[i])}
+			byts: summarize("", "B/op", by[i]), rawNS: ns[i]}
 		if total[i] > 0 {
 			r.misses = miss[i] / total[i]
 		}
@@ -281,7 +282,7 @@ func spVerdict(res Result, rows []spRow) Result {
 		get[r.cond+"|"+r.op] = r
 	}
 	res.Table = tb.String()
-	var wins, total int
+	var wins, total, unclear int
 	var where []string
 	for _, cond := range []string{"quiet (GOGC=100)", "GC pressure (GOGC=10 + background allocator)"} {
 		for _, pair := range [][2]string{
@@ -290,20 +291,30 @@ func spVerdict(res Result, rows []spRow) Result {
 		} {
 			fresh, pooled := get[cond+"|"+pair[0]], get[cond+"|"+pair[1]]
 			total++
-			better := pooled.allocs.Median < fresh.allocs.Median && pooled.ns.Median < fresh.ns.Median
-			if better {
+			// Faster only if pooled beat fresh in the middle half of the
+			// rounds (paired, so load bursts hit both).
+			class, _, _ := versus(pairedRatios(pooled.rawNS, fresh.rawNS), 0)
+			fewer := pooled.allocs.Median < fresh.allocs.Median
+			outcome := "holds"
+			switch {
+			case fewer && class == "below":
 				wins++
+			case fewer && class == "straddling":
+				unclear++
+				outcome = "fewer allocations; time within noise"
+			default:
+				outcome = "does not hold"
 			}
-			where = append(where, fmt.Sprintf("%s, %s: %.1f→%.1f allocs/op, %s→%s ns/op (%s)", cond, strings.TrimPrefix(pair[1], ""),
-				fresh.allocs.Median, pooled.allocs.Median, num(fresh.ns.Median), num(pooled.ns.Median), holdsWord(better)))
+			where = append(where, fmt.Sprintf("%s, %s: %.1f→%.1f allocs/op, %s→%s ns/op (%s)", cond, pair[1],
+				fresh.allocs.Median, pooled.allocs.Median, num(fresh.ns.Median), num(pooled.ns.Median), outcome))
 		}
 	}
-	switch wins {
-	case total:
+	switch {
+	case wins == total:
 		res.Verdict = Holds
-	case 0:
+	case wins == 0 && unclear == 0:
 		res.Verdict = Refuted
-	default:
+	default: // some held, or allocations fell and the time could not be told apart
 		res.Verdict = Depends
 	}
 	res.Condition = fmt.Sprintf("%s%s; pooled against fresh — %s", runtime.Version(), raceNote(), strings.Join(where, "; "))
