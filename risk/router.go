@@ -22,17 +22,30 @@ const Buckets = 10_000
 // champion to the challenger and lowering it only moves them back. A new salt
 // reshuffles everyone: change it only with a new experiment.
 //
-// A Router is safe for concurrent use; the split can change while orders are
+// Create one with NewRouter (the zero Router does not hash as documented). A
+// Router is safe for concurrent use; the split can change while orders are
 // routed.
 type Router struct {
 	salt  string
+	seed  uint64 // FNV-1a state after the salt and the separator
 	split atomic.Int32
 }
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
 
 // NewRouter returns a router with the given salt whose first
 // challengerBuckets buckets (0 to Buckets) go to the challenger.
 func NewRouter(salt string, challengerBuckets int) (*Router, error) {
-	r := &Router{salt: salt}
+	h := uint64(fnvOffset64)
+	for i := 0; i < len(salt); i++ {
+		h ^= uint64(salt[i])
+		h *= fnvPrime64
+	}
+	h *= fnvPrime64 // the zero separator: h ^= 0 changes nothing
+	r := &Router{salt: salt, seed: h}
 	if err := r.SetChallengerBuckets(challengerBuckets); err != nil {
 		return nil, err
 	}
@@ -41,19 +54,10 @@ func NewRouter(salt string, challengerBuckets int) (*Router, error) {
 
 // Bucket returns the user's bucket, in [0, Buckets).
 func (r *Router) Bucket(userID string) int {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
-	for i := 0; i < len(r.salt); i++ {
-		h ^= uint64(r.salt[i])
-		h *= prime64
-	}
-	h *= prime64 // the zero separator: h ^= 0 changes nothing
+	h := r.seed
 	for i := 0; i < len(userID); i++ {
 		h ^= uint64(userID[i])
-		h *= prime64
+		h *= fnvPrime64
 	}
 	return int(h % Buckets)
 }
