@@ -140,7 +140,8 @@ func errorCode(status int, body []byte) string {
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	d := defaultRetryAfter
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		d = time.Duration(s) * time.Second
+		// Capped before the multiplication, which would overflow.
+		d = time.Duration(min(s, int(maxRetryAfter/time.Second))) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = max(t.Sub(now), 0)
 	}

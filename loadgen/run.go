@@ -134,13 +134,8 @@ type runner struct {
 	labels  *labelQueue
 }
 
-// Run sends the synthetic stream of cfg and returns what it measured. It
-// returns early, with the summary so far, when ctx ends (an interrupted run
-// still reports); the error is for a bad Config only.
-func Run(ctx context.Context, cfg Config) (*Summary, error) {
-	if err := cfg.setDefaults(); err != nil {
-		return nil, err
-	}
+// newRunner prepares a run of cfg (defaults set) without a client.
+func newRunner(cfg Config) *runner {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), advSeen: map[string]bool{},
@@ -150,6 +145,17 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		prefix = "lg" + r.runID
 	}
 	r.gen = synth.New(synth.Config{Seed: cfg.Seed, Users: cfg.Users, UserPrefix: prefix})
+	return r
+}
+
+// Run sends the synthetic stream of cfg and returns what it measured. It
+// returns early, with the summary so far, when ctx ends (an interrupted run
+// still reports); the error is for a bad Config only.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	r := newRunner(cfg)
 	tr := cfg.Transport
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
