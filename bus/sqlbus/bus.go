@@ -226,5 +226,6 @@ func writeCtx() (context.Context, context.CancelFunc) {
 }
 
 // errGaveUp is the dead-letter reason when the delivery limit was reached
-// before the handler could run again (a dead-letter write failed earlier).
-var errGaveUp = errors.New("delivery limit reached")
+// without a final verdict: a dead-letter write failed earlier, or the
+// deliveries were cut short by the process dying.
+var errGaveUp = errors.New("sqlbus: delivery limit reached")

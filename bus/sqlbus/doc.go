@@ -30,12 +30,17 @@
 // A handler error leaves the event unacknowledged; it is delivered again
 // after an exponential back-off with jitter (Config.BackoffBase doubling up
 // to Config.BackoffMax) with Delivery.Attempt one higher. The failed-delivery
-// count is persisted (batched with the acks), so it survives a restart; a
-// delivery cut short by a crash is not counted. After Config.MaxDeliveries
-// failed deliveries, or at once for an error marked with orderflow.Permanent,
-// the event is copied to the dead letters (bus_dead_letters, with the last
-// error and the attempts) and acknowledged, in one write. A handler that
-// panics fails that delivery; the panic does not escape.
+// count is persisted (batched with the acks), so it survives a restart. A
+// delivery cut short by the process dying reports nothing, so after a start
+// the first delivery of every event that was already in the outbox is
+// counted durably before it begins (one small write, shared with concurrent
+// ones; events committed after the start pay nothing): a poison event that
+// crashes the process ends in the dead letters after Config.MaxDeliveries
+// restarts instead of crashing every one. After Config.MaxDeliveries
+// deliveries, or at once for an error marked with orderflow.Permanent, the
+// event is copied to the dead letters (bus_dead_letters, with the last error
+// and the attempts) and acknowledged, in one write. A handler that panics
+// fails that delivery; the panic does not escape.
 //
 // Redrive moves a dead letter to bus_redrive, from where only its own group
 // receives it again, with Attempt starting at 1. A redriven event is not

@@ -38,6 +38,12 @@ func (g *group) flusher() {
 	}
 }
 
+// qRecordAttempts raises the delivery counts of a group's events, given as
+// a JSON array of [seq, attempts] pairs; a count never goes down.
+const qRecordAttempts = `INSERT INTO bus_deliveries (grp, seq, attempts)
+	SELECT ?, value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+	ON CONFLICT (grp, seq) DO UPDATE SET attempts = max(attempts, excluded.attempts)`
+
 // batch is one flush: what the group acknowledged or failed since the last.
 type batch struct {
 	cursor     int64
@@ -133,10 +139,7 @@ func (g *group) write(ctx context.Context, tx *sql.Tx, b *batch) error {
 		}
 	}
 	if len(outboxFails) > 0 {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bus_deliveries (grp, seq, attempts)
-			SELECT ?, value ->> 0, value ->> 1 FROM json_each(?) WHERE true
-			ON CONFLICT (grp, seq) DO UPDATE SET attempts = max(attempts, excluded.attempts)`,
-			g.name, jsonArg(outboxFails))
+		_, err := tx.ExecContext(ctx, qRecordAttempts, g.name, jsonArg(outboxFails))
 		if err != nil {
 			return fmt.Errorf("record attempts: %w", err)
 		}

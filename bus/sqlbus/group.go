@@ -17,6 +17,8 @@ type entry struct {
 	ev        orderflow.Event
 	redriveID int64 // > 0: read from bus_redrive, not the outbox
 	attempts  int   // deliveries started so far (failed ones are persisted)
+	claimed   bool  // a delivery of it was counted durably before it started
+	lastErr   error // the last failed delivery's error in this process
 	acked     bool
 }
 
@@ -43,21 +45,26 @@ type group struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	cursor     int64            // every outbox seq <= cursor is acked in memory
-	durable    int64            // the cursor as last written
-	readPos    int64            // the highest outbox seq read
-	redrivePos int64            // the highest bus_redrive id read
-	window     []*entry         // outbox entries above cursor, in seq order
-	known      map[int64]stored // bus_deliveries rows read at start
-	orders     map[string]*orderQueue
-	inflight   int // entries dispatched and not finished
-	starved    bool
-	backoff    backoffHeap
-	acks       []int64          // outbox seqs acked since the last flush
-	redriveAck []int64          // bus_redrive ids acked since the last flush
-	failures   map[*entry]int   // failed-delivery counts to persist
-	lastWarn   map[string]int64 // warning → unix second last logged, to log each once a second
+	mu      sync.Mutex
+	cursor  int64 // every outbox seq <= cursor is acked in memory
+	durable int64 // the cursor as last written
+	readPos int64 // the highest outbox seq read
+	// recoverUpTo is the highest outbox seq when the group started: events
+	// up to it may have been in flight when an earlier process died, so the
+	// first delivery of each in this process is counted durably before it
+	// starts (see claim).
+	recoverUpTo int64
+	redrivePos  int64            // the highest bus_redrive id read
+	window      []*entry         // outbox entries above cursor, in seq order
+	known       map[int64]stored // bus_deliveries rows read at start
+	orders      map[string]*orderQueue
+	inflight    int // entries dispatched and not finished
+	starved     bool
+	backoff     backoffHeap
+	acks        []int64          // outbox seqs acked since the last flush
+	redriveAck  []int64          // bus_redrive ids acked since the last flush
+	failures    map[*entry]int   // failed-delivery counts to persist
+	lastWarn    map[string]int64 // warning → unix second last logged, to log each once a second
 
 	ready   chan *orderQueue // cap MaxInFlight: sends under mu never block
 	wake    chan struct{}    // poller: new events (Notify), room, or a back-off due
@@ -99,6 +106,9 @@ func startGroup(ctx context.Context, b *Bus, name string) (*group, error) {
 		return nil, fmt.Errorf("read cursor: %w", err)
 	}
 	g.durable, g.readPos = g.cursor, g.cursor
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM outbox`).Scan(&g.recoverUpTo); err != nil {
+		return nil, fmt.Errorf("read outbox head: %w", err)
+	}
 	if err := g.loadDeliveries(ctx, db); err != nil {
 		return nil, err
 	}
@@ -215,6 +225,7 @@ func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	g.applyKnown(events)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, e := range redriven {
@@ -223,19 +234,24 @@ func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
 	}
 	for _, e := range events {
 		g.readPos = e.ev.Seq
-		if s, ok := g.known[e.ev.Seq]; ok {
-			delete(g.known, e.ev.Seq)
-			e.attempts = s.attempts
-			if s.acked { // acknowledged out of order before a restart
-				e.acked = true
-				g.window = append(g.window, e)
-				continue
-			}
-		}
 		g.window = append(g.window, e)
-		g.dispatch(e)
+		if !e.acked {
+			g.dispatch(e)
+		}
 	}
 	return len(redriven)+len(events) == room, nil
+}
+
+// applyKnown gives events what bus_deliveries said about them at start:
+// their failed deliveries and whether they were acked out of order. Only
+// the poller calls it, and only it touches known.
+func (g *group) applyKnown(events []*entry) {
+	for _, e := range events {
+		if s, ok := g.known[e.ev.Seq]; ok {
+			e.attempts, e.acked = s.attempts, s.acked
+			delete(g.known, e.ev.Seq)
+		}
+	}
 }
 
 // read runs a poll statement and scans its rows.

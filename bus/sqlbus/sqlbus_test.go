@@ -96,5 +96,7 @@ func TestContractPollingOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the contract once more, without Notify")
 	}
-	bustest.Run(t, harness(testConfig(), false))
+	h := harness(testConfig(), false)
+	h.Events = 2000 // the full volume runs in TestContract
+	bustest.Run(t, h)
 }

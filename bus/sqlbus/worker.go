@@ -3,6 +3,7 @@ package sqlbus
 import (
 	"container/heap"
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -47,13 +48,36 @@ func (c *consumer) serve(q *orderQueue) {
 		e := q.events[0]
 		e.attempts++
 		attempt := e.attempts
+		mustClaim := !e.claimed && e.redriveID == 0 && e.ev.Seq <= g.recoverUpTo
 		g.mu.Unlock()
-		var err error
-		if attempt > maxDeliveries {
-			err = errGaveUp // the last dead-letter write failed: retry only that
-		} else {
-			err = c.call(e, attempt)
+		if mustClaim && attempt <= maxDeliveries {
+			if err := g.claim(e, attempt); err != nil {
+				g.warn("counting a recovered delivery failed; retrying after a back-off", err)
+				g.mu.Lock()
+				e.attempts--
+				g.mu.Unlock()
+				g.park(q, attempt)
+				return
+			}
 		}
+		if attempt > maxDeliveries {
+			// Out of deliveries without a verdict: the dead-letter write
+			// failed last time, or deliveries were cut short by crashes.
+			// Dead-letter without delivering again.
+			if err := g.deadLetter(e, attempt-1, g.gaveUp(e)); err != nil {
+				g.warn("dead-letter write failed; retrying after a back-off", err)
+				g.mu.Lock()
+				e.attempts--
+				g.mu.Unlock()
+				g.park(q, attempt)
+				return
+			}
+			if !g.finish(q) {
+				return
+			}
+			continue
+		}
+		err := c.call(e, attempt)
 		if err == nil {
 			if !g.finish(q) {
 				return
@@ -70,9 +94,20 @@ func (c *consumer) serve(q *orderQueue) {
 				g.warn("dead-letter write failed; retrying after a back-off", dlErr)
 			}
 		}
-		g.retry(q, e, attempt)
+		g.retry(q, e, attempt, err)
 		return
 	}
+}
+
+// gaveUp is the dead-letter reason of an event out of deliveries without a
+// final verdict.
+func (g *group) gaveUp(e *entry) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.lastErr != nil {
+		return fmt.Errorf("%w: %w", errGaveUp, e.lastErr)
+	}
+	return fmt.Errorf("%w: no delivery finished (the process stopped during each: a crash loop?)", errGaveUp)
 }
 
 // call runs the handler on e; a panic fails the delivery instead of the
@@ -117,15 +152,46 @@ func (g *group) finish(q *orderQueue) bool {
 
 // retry records e's failed delivery (persisted by the flusher) and parks q
 // until its back-off has passed.
-func (g *group) retry(q *orderQueue, e *entry, attempt int) {
+func (g *group) retry(q *orderQueue, e *entry, attempt int, err error) {
+	g.mu.Lock()
+	g.failures[e] = attempt
+	e.lastErr = err
+	g.poke(g.pending)
+	g.mu.Unlock()
+	g.park(q, attempt)
+}
+
+// park puts q in the back-off heap for the wait after attempt failures.
+func (g *group) park(q *orderQueue, attempt int) {
 	d := g.b.cfg.backoff(attempt)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.failures[e] = attempt
 	q.due = time.Now().Add(d)
 	heap.Push(&g.backoff, q)
-	g.poke(g.pending)
 	g.poke(g.wake) // the poller's timer may be set past the new due time
+}
+
+// claim durably counts the delivery about to start of an event that was in
+// the outbox when the group started, and so may have been in flight when an
+// earlier process died. Without it, an event whose handler crashes the
+// process would come back on every restart, forever, with the same Attempt;
+// with it the crash loop ends in the dead letters after MaxDeliveries
+// restarts. Events committed after the start pay nothing, and each event
+// pays once per process (concurrent claims share the store's commits).
+func (g *group) claim(e *entry, attempt int) error {
+	ctx, cancel := writeCtx()
+	defer cancel()
+	err := g.b.st.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, qRecordAttempts, g.name, jsonArg([][2]int64{{e.ev.Seq, int64(attempt)}}))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	e.claimed = true
+	g.mu.Unlock()
+	return nil
 }
 
 // backoff is the wait after the attempt-th failed delivery: BackoffBase
