@@ -109,7 +109,9 @@ func MapSweep(ctx context.Context, opt Options, impls []MapImpl) (Result, error)
 	writes := []int{0, 5, 15, 30, 50}
 	keySpaces := []int{64, 65536}
 	procs := []int{1, 2}
-	d, runs := 30*time.Millisecond, 3
+	// About 120 ms of load per cell over all contenders, so that adding
+	// contenders (bench/peers/lab) keeps the sweep under 30 s.
+	d, runs := 120*time.Millisecond/time.Duration(max(1, len(impls))), 3
 	if opt.Quick {
 		writes, keySpaces, procs = []int{0, 30}, []int{1024}, []int{2}
 		d, runs = 3*time.Millisecond, 1
