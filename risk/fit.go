@@ -36,8 +36,10 @@ type FitStats struct {
 // FitLogistic fits a logistic regression to samples by iteratively
 // reweighted least squares (Newton's method on the penalized log-likelihood),
 // in plain Go: standardize each input, then repeat solving
-// (XᵀWX + λI) Δ = Xᵀ(y − p) − λw until the step is negligible. The returned
-// model has DefaultThresholds; the caller picks its own (see
+// (XᵀWX + λI) Δ = Xᵀ(y − p) − λw and stepping by Δ, halved until the
+// penalized loss does not grow, until the step is negligible. The result is
+// deterministic: the same samples in the same order give the same bits. The
+// returned model has DefaultThresholds; the caller picks its own (see
 // ThresholdsForFPR).
 func FitLogistic(samples []Sample, cfg FitConfig) (*Logistic, error) {
 	if cfg.Version == "" {
