@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -58,8 +59,13 @@ type ErrorDetail struct {
 // X-Orderflow-Internal-Error-Code header that the middleware would strip.)
 func WriteError(w http.ResponseWriter, err error) {
 	code := orderflow.ErrorCode(err)
-	if code == "" {
+	switch {
+	case code == "":
 		code, err = orderflow.EInternal, errors.New("httpapi: WriteError(nil)")
+	case code == orderflow.EInternal && errors.Is(err, context.DeadlineExceeded):
+		// A bare context error from below: the budget ran out, which the
+		// client must read as "outcome unknown", not as a server bug.
+		code, err = orderflow.EDeadlineExceeded, orderflow.Wrap(orderflow.EDeadlineExceeded, err, "deadline exceeded")
 	}
 	status := StatusFor(code)
 	retryAfter := "1"
