@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/telemetry"
 	"github.com/orderflow/orderflow/workerpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -38,6 +39,9 @@ func TestRegistryLintsClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+	if err := m.RegisterOrderService(fakeOrder{}); err != nil {
+		t.Fatal(err)
+	}
 	problems, err := testutil.GatherAndLint(m.Registry)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +68,8 @@ func TestRegistryLintsClean(t *testing.T) {
 		"orderflow_workerpool_wait_seconds":       false,
 		"orderflow_workerpool_queue_depth":        false,
 		"orderflow_workerpool_rejected_total":     false,
+		"orderflow_order_applies_deferred_total":  false,
+		"orderflow_order_writes_in_flight":        false,
 		"go_goroutines":                           false,
 		"process_start_time_seconds":              false,
 	}
@@ -78,6 +84,10 @@ func TestRegistryLintsClean(t *testing.T) {
 		}
 	}
 }
+
+type fakeOrder struct{}
+
+func (fakeOrder) Stats() order.Stats { return order.Stats{InFlight: 3, Applying: 2, Deferred: 1} }
 
 func TestErrorsStartAtZeroForEveryCode(t *testing.T) {
 	m := telemetry.New()
