@@ -37,6 +37,7 @@ func Example_wiring() {
 		log.Error("service", "err", err)
 		return
 	}
+	_ = metrics.RegisterOrderService(svc)
 	public := &http.Server{Addr: ":8080", Handler: httpapi.NewPublic(httpapi.PublicConfig{
 		Service:         svc,
 		CallbackSecrets: [][]byte{[]byte("from --callback-secret")},
