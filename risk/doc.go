@@ -25,6 +25,14 @@
 //     checked in as v3_weights.json. docs/models.md compares both on held-out
 //     data.
 //
+// # Rollout
+//
+// Router routes; Rollout walks its split through canary and ramp stages on
+// an operator's start / advance / pause / rollback (POST /v1/risk/rollout)
+// and keeps the recent transitions with their reasons; Evaluate measures
+// both versions on labelled decisions. GET /v1/risk/rollout shows the two
+// together.
+//
 // Scoring is arithmetic on a small struct: about 10 ns for v2.1 and 100 ns
 // for v3, no allocation; Assess as a whole, counters included, costs about
 // 1.3 µs of CPU (docs/benchmarks/risk.md).
