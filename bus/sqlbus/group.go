@@ -210,11 +210,12 @@ func (g *group) poller() {
 func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
 	cfg := &g.b.cfg
 	g.mu.Lock()
-	room := min(cfg.MaxInFlight-g.inflight, cfg.BatchSize)
-	g.starved = room <= 0
+	free := cfg.MaxInFlight - g.inflight
+	g.starved = free < cfg.refill()
+	room := min(free, cfg.BatchSize)
 	readPos, redrivePos := g.readPos, g.redrivePos
 	g.mu.Unlock()
-	if room <= 0 {
+	if g.starved {
 		return false, nil
 	}
 	redriven, err := g.read(ctx, g.pollRedrive, true, g.name, redrivePos, room)
@@ -253,6 +254,12 @@ func (g *group) applyKnown(events []*entry) {
 		}
 	}
 }
+
+// refill is how much of the in-flight budget must be free before the poller
+// reads again. Reading the moment one event finishes would make the poller
+// run two queries per event in lockstep with the handlers; waiting for a
+// quarter of the budget (or a batch) keeps polls large.
+func (c *Config) refill() int { return max(1, min(c.BatchSize, c.MaxInFlight/4)) }
 
 // read runs a poll statement and scans its rows.
 func (g *group) read(ctx context.Context, st *sql.Stmt, redrive bool, args ...any) ([]*entry, error) {

@@ -139,7 +139,7 @@ func (g *group) finish(q *orderQueue) bool {
 	e.ev = orderflow.Event{Seq: e.ev.Seq} // the window keeps the seq only
 	g.inflight--
 	g.poke(g.pending)
-	if g.starved {
+	if g.starved && g.b.cfg.MaxInFlight-g.inflight >= g.b.cfg.refill() {
 		g.starved = false
 		g.poke(g.wake)
 	}
