@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +135,52 @@ func TestAssessVelocityRaisesScore(t *testing.T) {
 			t.Errorf("split %d: the 8th order in 8 minutes on 8 devices scored only %v", split, prev)
 		}
 	}
+}
+
+func TestModelByVersion(t *testing.T) {
+	for _, v := range []string{"v2.1", "v3"} {
+		if m, ok := risk.ModelByVersion(v); !ok || m.Version() != v {
+			t.Errorf("ModelByVersion(%q) = %v, %v", v, m, ok)
+		}
+	}
+	if _, ok := risk.ModelByVersion("v4"); ok {
+		t.Error("v4 found")
+	}
+}
+
+// TestAssessConcurrent: one Assessor shared by goroutines while the split
+// changes, under -race. A user is never routed to the champion after having
+// been routed to the challenger, since the split only grows here.
+func TestAssessConcurrent(t *testing.T) {
+	a := newAssessor(t, 0)
+	var wg sync.WaitGroup
+	const workers, perWorker = 4, 300
+	seen := make([]map[string]string, workers)
+	for w := range workers {
+		seen[w] = map[string]string{}
+		wg.Go(func() {
+			for i := range perWorker {
+				u := "u_" + strconv.Itoa(i%50)
+				o := testOrder("ord_"+strconv.Itoa(w)+"_"+strconv.Itoa(i), u, 1000, t0.Add(time.Duration(i)*time.Second))
+				d, err := a.Assess(context.Background(), o)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if seen[w][u] == "v3" && d.ModelVersion == "v2.1" {
+					t.Errorf("user %s moved back from v3 to v2.1 while the split only grew", u)
+				}
+				seen[w][u] = d.ModelVersion
+			}
+		})
+	}
+	wg.Go(func() {
+		for split := 0; split <= risk.Buckets; split += 500 {
+			if err := a.Router.SetChallengerBuckets(split); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	wg.Wait()
 }

@@ -127,11 +127,8 @@ func thresholdsFor(version string, models []Scorer) Thresholds {
 			return ThresholdsOf(s)
 		}
 	}
-	switch version {
-	case V21().Version():
-		return V21Thresholds
-	case V3().Version():
-		return V3().Thresholds()
+	if m, ok := ModelByVersion(version); ok {
+		return ThresholdsOf(m)
 	}
 	return DefaultThresholds
 }

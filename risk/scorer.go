@@ -92,3 +92,18 @@ var (
 	_ Scorer      = namedFunc{}
 	_ Thresholder = namedFunc{}
 )
+
+// Models returns the built-in model versions, the first champion first:
+// v2.1, then v3. A command maps a flag or an API's "challenger" field to a
+// Scorer with ModelByVersion.
+func Models() []Scorer { return []Scorer{V21(), V3()} }
+
+// ModelByVersion returns the built-in model of that version name.
+func ModelByVersion(version string) (Scorer, bool) {
+	for _, m := range Models() {
+		if m.Version() == version {
+			return m, true
+		}
+	}
+	return nil, false
+}
