@@ -38,6 +38,17 @@
 //
 // Each order's label Fraud is drawn from its pattern's hidden probability,
 // which is also exposed (FraudProb) for analysis; a model sees neither.
+//
+// # Time when replaying against the service
+//
+// The features are computed in order time. Training replays CreatedAt as
+// generated. The order API stamps created_at itself, so a load generator
+// that sends the stream faster than its synthetic clock compresses every
+// user's history into less time: velocity counts grow and the fraud patterns
+// blur into the legitimate ones. To keep the features as trained, pace the
+// orders by the differences of CreatedAt (divided by a speed-up only as far
+// as the windows allow: a 1 h window tolerates little), or use more users
+// (Config.Users) so each one orders rarely even at a high total rate.
 package synth
 
 import (
