@@ -27,11 +27,10 @@
 //
 // # Rollout
 //
-// Router routes; Rollout walks its split through canary and ramp stages on
-// an operator's start / advance / pause / rollback (POST /v1/risk/rollout)
-// and keeps the recent transitions with their reasons; Evaluate measures
-// both versions on labelled decisions. GET /v1/risk/rollout shows the two
-// together.
+// Router routes by a split that can change at run time; Evaluate measures
+// both versions, routed and shadow, on labelled decisions. The rollout
+// controller that moves the split (POST /v1/risk/rollout) and renders
+// GET /v1/risk/rollout lives with the engine (risk/engine).
 //
 // Scoring is arithmetic on a small struct: about 10 ns for v2.1 and 100 ns
 // for v3, no allocation; Assess as a whole, counters included, costs about
