@@ -45,8 +45,9 @@ func unreachable(tb testing.TB, err error) {
 
 // FreshURL creates an empty schema, dropped when tb ends, and returns a URL
 // whose connections use it (search_path), so every test starts from an
-// empty database without the cost of CREATE DATABASE.
-func FreshURL(tb testing.TB) string {
+// empty database without the cost of CREATE DATABASE. settings are more
+// "-c name=value" session settings for those connections.
+func FreshURL(tb testing.TB, settings ...string) string {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -79,7 +80,7 @@ func FreshURL(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("options", "-c search_path="+schema)
+	q.Set("options", strings.Join(append([]string{"-c search_path=" + schema}, settings...), " "))
 	// pgx decodes %20, not '+', as a space in a parameter.
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
@@ -110,6 +111,19 @@ func mustOpenURL(tb testing.TB, u string) *postgres.Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) orderflow.OrderStore { return MustOpen(t) })
+}
+
+// TestContractSerializable runs the contract with every transaction
+// SERIALIZABLE, as CockroachDB runs them: concurrent writers of one row then
+// fail with serialization errors (40001) instead of waiting, and the store's
+// bounded retry must turn those into the same results.
+func TestContractSerializable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the contract runs once more under SERIALIZABLE; skipped with -short")
+	}
+	storetest.Run(t, func(t *testing.T) orderflow.OrderStore {
+		return mustOpenURL(t, FreshURL(t, "-c default_transaction_isolation=serializable"))
+	})
 }
 
 func ctx(t *testing.T) context.Context {
