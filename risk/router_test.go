@@ -20,12 +20,22 @@ func TestRouterBucketGolden(t *testing.T) {
 		user string
 		want int
 	}{
-		{"u_1", bucketOf("rollout-1", "u_1")},
-		{"u_123", bucketOf("rollout-1", "u_123")},
-		{"", bucketOf("rollout-1", "")},
+		// Computed outside Go (Python, the formula of the Router doc).
+		{"u_1", 8199},
+		{"u_123", 3940},
+		{"", 1452},
 	} {
 		if got := r.Bucket(tc.user); got != tc.want {
 			t.Errorf("Bucket(%q) = %d, want %d", tc.user, got, tc.want)
+		}
+		if got := bucketOf("rollout-1", tc.user); got != tc.want {
+			t.Errorf("reference bucketOf(%q) = %d, want %d", tc.user, got, tc.want)
+		}
+	}
+	for i := range 1000 {
+		u := "user-" + strconv.Itoa(i)
+		if got, want := r.Bucket(u), bucketOf("rollout-1", u); got != want {
+			t.Fatalf("Bucket(%q) = %d, the formula gives %d", u, got, want)
 		}
 	}
 }
