@@ -54,10 +54,17 @@ type ErrorDetail struct {
 // code, adding Retry-After to 429 and 503. Internal errors are answered with a
 // generic message; their detail goes to the log through the instrumenting
 // middleware, which also counts orderflow_errors_total exactly once per error
-// response actually sent. Handlers mounted through PublicConfig.Extra use it
-// too. (Outside this package's muxes, the response also carries an
-// X-Orderflow-Internal-Error-Code header that the middleware would strip.)
+// response actually sent. Handlers mounted through PublicConfig.Extra or
+// AdminConfig.Extra use it too; outside this package's muxes it writes the
+// same body and status, uncounted.
 func WriteError(w http.ResponseWriter, err error) {
+	writeError(w, err, false)
+}
+
+// writeError is WriteError; tag forces the code header even when no recorder
+// is reachable from w (the deadline's 504 writes to a buffer whose header map
+// is the recorder's).
+func writeError(w http.ResponseWriter, err error, tag bool) {
 	code := orderflow.ErrorCode(err)
 	switch {
 	case code == "":
@@ -74,8 +81,11 @@ func WriteError(w http.ResponseWriter, err error) {
 		if rec.retryAfter != "" {
 			retryAfter = rec.retryAfter
 		}
+		tag = true
 	}
-	w.Header().Set(codeHeader, code)
+	if tag {
+		w.Header().Set(codeHeader, code)
+	}
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}

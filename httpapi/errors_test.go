@@ -40,3 +40,11 @@ func TestWriteErrorMapsBareDeadline(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteErrorOutsideOurMuxAddsNoHeader(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteError(w, orderflow.Errorf(orderflow.ENotFound, "x"))
+	if h := w.Header().Get(codeHeader); h != "" {
+		t.Errorf("internal header %q on a plain writer", h)
+	}
+}

@@ -129,7 +129,7 @@ func NewPublic(cfg PublicConfig) http.Handler {
 		Margin:  cfg.DeadlineMargin,
 		Budgets: cfg.Budgets,
 		OnExpired: func(w http.ResponseWriter, _ *http.Request) {
-			WriteError(w, orderflow.Errorf(orderflow.EDeadlineExceeded, "the request's time budget ran out; the outcome of a write is unknown, retry the same request"))
+			writeError(w, orderflow.Errorf(orderflow.EDeadlineExceeded, "the request's time budget ran out; the outcome of a write is unknown, retry the same request"), true)
 		},
 	})
 	mux := http.NewServeMux()
