@@ -26,18 +26,23 @@ type fakeAPI struct {
 	// throttleFirst answers the first POST of every Idempotency-Key with
 	// 429 and Retry-After: 1.
 	throttleFirst bool
+	// approveFromNth, when set, replaces the amount rule: a user's orders
+	// are rejected until their nth, which and later ones are approved.
+	approveFromNth int
 
 	mu       sync.Mutex
 	orders   map[string]*fakeOrder
 	keys     map[string]string // idempotency key -> order id
 	attempts map[string][]time.Time
 	labels   map[string]bool
+	perUser  map[string]int
 	posts    int
 }
 
 type fakeOrder struct {
 	orderflow.Order
 	gets int
+	nth  int // the user's nth order
 }
 
 // fakeScore is the fake's model: the larger the amount, the riskier.
@@ -48,7 +53,7 @@ func fakeScore(amountMinor int64) float64 {
 func newFakeAPI(t *testing.T, configure func(*fakeAPI)) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{orders: map[string]*fakeOrder{}, keys: map[string]string{},
-		attempts: map[string][]time.Time{}, labels: map[string]bool{}}
+		attempts: map[string][]time.Time{}, labels: map[string]bool{}, perUser: map[string]int{}}
 	if configure != nil {
 		configure(f)
 	}
@@ -108,6 +113,8 @@ func (f *fakeAPI) create(w http.ResponseWriter, r *http.Request) {
 		IP: req.IP, DeviceID: req.DeviceID, Status: orderflow.StatusPendingReview, Version: 1,
 		CreatedAt: now, UpdatedAt: now,
 	}}
+	f.perUser[req.UserID]++
+	o.nth = f.perUser[req.UserID]
 	f.orders[o.ID] = o
 	f.keys[key] = o.ID
 	writeJSON(w, 201, o.Order)
@@ -126,6 +133,9 @@ func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request) {
 		score := fakeScore(o.AmountMinor)
 		d, st := orderflow.DecisionApprove, orderflow.StatusApproved
 		switch {
+		case f.approveFromNth > 0 && o.nth >= f.approveFromNth:
+		case f.approveFromNth > 0:
+			d, st = orderflow.DecisionReject, orderflow.StatusRejected
 		case score >= 0.8:
 			d, st = orderflow.DecisionReject, orderflow.StatusRejected
 		case score >= 0.5:

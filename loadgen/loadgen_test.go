@@ -73,6 +73,39 @@ func TestRunCountsAgainstFake(t *testing.T) {
 	}
 }
 
+// TestAdversaryRetriesUntilApproved: a server that lets every user through
+// on their third order lets every adversary through on the third attempt,
+// and no earlier.
+func TestAdversaryRetriesUntilApproved(t *testing.T) {
+	for _, tc := range []struct {
+		name                           string
+		tries                          int
+		wantAttempts, approved, gaveUp int64
+	}{
+		{"ApprovedOnThird", 10, 3, 1, 0},
+		{"GivesUpAfterTwo", 2, 2, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeAPI(t, func(f *fakeAPI) { f.approveFromNth = 3 })
+			cfg := quick(f.URL, 1) // seed 4's first order is an adversary's
+			cfg.AdversaryTries = tc.tries
+			s, err := loadgen.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := s.Adversaries
+			want := loadgen.AdversarySummary{Users: 1, Attempts: tc.wantAttempts, Approved: tc.approved,
+				ApprovedAfterRetry: tc.approved, GaveUp: tc.gaveUp}
+			if a != want {
+				t.Errorf("adversaries %+v, want %+v", a, want)
+			}
+			if s.Outcomes["rejected"] != min(tc.wantAttempts, 2) {
+				t.Errorf("outcomes %v: want the first two attempts rejected", s.Outcomes)
+			}
+		})
+	}
+}
+
 func TestRunWrongTokenCountsUnauthenticated(t *testing.T) {
 	f := newFakeAPI(t, func(f *fakeAPI) { f.token = "right" })
 	cfg := quick(f.URL, 5)

@@ -347,7 +347,13 @@ func (r *runner) decided(ctx context.Context, w *watched, o *orderflow.Order, no
 	}
 	switch {
 	case o.Status == orderflow.StatusApproved || o.Status == orderflow.StatusFulfilled:
-		r.col.adversary(func(s *AdversarySummary) { s.Approved++ })
+		retried := w.adv.tries > 1
+		r.col.adversary(func(s *AdversarySummary) {
+			s.Approved++
+			if retried {
+				s.ApprovedAfterRetry++
+			}
+		})
 	case w.adv.tries >= r.cfg.AdversaryTries:
 		r.col.adversary(func(s *AdversarySummary) { s.GaveUp++ })
 	case ctx.Err() == nil:
