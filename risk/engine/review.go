@@ -49,6 +49,14 @@ func (e *Engine) Review(ctx context.Context, orderID string, decision orderflow.
 	if err := cb.Validate(); err != nil {
 		return err
 	}
+	// Refuse before storing when nobody would send it; the check is
+	// repeated under the lock below, since Run may stop meanwhile.
+	e.mu.Lock()
+	running := e.reviews != nil
+	e.mu.Unlock()
+	if !running {
+		return orderflow.Errorf(orderflow.EUnavailable, "risk engine is not running")
+	}
 	stored, err := e.cfg.Decisions.SaveDecision(ctx, d)
 	if err != nil {
 		return fmt.Errorf("engine: save review %s: %w", orderID, err)
