@@ -58,7 +58,8 @@ type Snapshot struct {
 // squares, first seen) and EXPIRE for the retention.
 //
 // Implementations are safe for concurrent use. Observe blocks only on I/O,
-// and returns the context's error when ctx ends first.
+// and returns the context's error when ctx ends first. Every implementation
+// passes the contract suite in package risk/counterstest.
 type Counters interface {
 	Observe(ctx context.Context, o Observation) (Snapshot, error)
 }
