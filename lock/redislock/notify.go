@@ -28,9 +28,20 @@ type subscription struct {
 	// ready is closed once Redis confirmed the SUBSCRIBE: only a try made
 	// after that can rely on hearing about the next release.
 	ready chan struct{}
-	// wake is closed, and replaced, at every message on the channel.
-	wake chan struct{}
+	// wake is the signal the next message on the channel fires.
+	wake *signal
 }
+
+// signal is one message on a channel, as a chain: a waiter holding a signal
+// sees every later message in order, even those that arrive while it is
+// busy, without taking the notifier's lock.
+type signal struct {
+	fired   chan struct{} // closed when the message arrived
+	payload string        // valid once fired is closed
+	next    *signal       // valid once fired is closed
+}
+
+func newSignal() *signal { return &signal{fired: make(chan struct{})} }
 
 type subState int
 
@@ -61,7 +72,7 @@ func (n *notifier) join(ctx context.Context, ch string) (*subscription, error) {
 		}
 		return s, nil
 	}
-	s := &subscription{refs: 1, ready: make(chan struct{}), wake: make(chan struct{})}
+	s := &subscription{refs: 1, ready: make(chan struct{}), wake: newSignal()}
 	if err := n.ps.Subscribe(ctx, ch); err != nil {
 		return nil, err
 	}
@@ -90,17 +101,17 @@ func (n *notifier) leave(ch string, s *subscription) {
 	}
 }
 
-// waitChan returns what a waiter on s waits for: the next message on the
-// channel, or, while the subscription is not confirmed, the confirmation.
-// Take it before trying the lock, so a release between the try and the wait
-// still wakes.
-func (n *notifier) waitChan(s *subscription) <-chan struct{} {
+// waitFor returns what a waiter on s waits for: while the subscription is
+// not confirmed, the confirmation (ready); after that, the next message
+// (sig). Take it before trying the lock, so a release between the try and the
+// wait still wakes.
+func (n *notifier) waitFor(s *subscription) (ready <-chan struct{}, sig *signal) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if isClosed(s.ready) {
-		return s.wake
+		return nil, s.wake
 	}
-	return s.ready
+	return s.ready, nil
 }
 
 func (n *notifier) dispatch(msgs <-chan any, exited chan struct{}) {
@@ -110,8 +121,10 @@ func (n *notifier) dispatch(msgs <-chan any, exited chan struct{}) {
 		switch m := m.(type) {
 		case *redis.Message:
 			if s := n.subs[m.Channel]; s != nil {
-				close(s.wake)
-				s.wake = make(chan struct{})
+				cur := s.wake
+				cur.payload, cur.next = m.Payload, newSignal()
+				s.wake = cur.next
+				close(cur.fired)
 			}
 		case *redis.Subscription:
 			n.confirmed(m)

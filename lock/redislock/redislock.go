@@ -2,22 +2,33 @@
 // lock (SET NX PX) and mints its fencing token from the server's clock and a
 // stored counter, so tokens keep increasing even after Redis restarts empty.
 //
-// A waiter does not poll. It subscribes to the lock's channel, which Release
-// publishes on, and otherwise wakes when the holder's TTL runs out (a holder
-// that died never publishes). Extending and releasing compare the lock's value
-// with the holder's token inside a script, so a holder that lost the lock can
-// neither extend nor release the next holder's.
+// Waiters take turns. A caller that cannot take the lock joins the lock's
+// queue in Redis; when the lock is free only the head of the queue may take
+// it, so a releaser coming straight back queues behind those already waiting
+// instead of winning every race by one round trip. A waiter does not poll: it
+// subscribes to the lock's channel, on which Release names the waiter whose
+// turn it is, and otherwise comes back when the holder's TTL runs out (a
+// holder that died never publishes) and every second to keep its place. A
+// waiter that died unannounced loses its place after 3 s. Within one Locker,
+// callers also queue in process, so only one of them is in Redis's queue at a
+// time. Extending and releasing compare the lock's value with the holder's
+// token inside a script, so a holder that lost the lock can neither extend nor
+// release the next holder's.
 //
 // Keys, for a lock named K under prefix P: P{K} holds the token of the current
 // holder; P{K}:token the last token minted (no expiry: one small key per lock
 // name, kept so tokens survive the lock's expiry); P{K}:released is the
-// channel. The braces keep all of them in one Redis Cluster slot.
+// channel; P{K}:queue and P{K}:due the waiters and when each must be back
+// (both expire when nobody waits). The braces keep all of them in one Redis
+// Cluster slot.
 package redislock
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,6 +43,11 @@ var _ orderflow.Locker = (*Locker)(nil)
 // DefaultPrefix is put before every lock name when New is given none.
 const DefaultPrefix = "orderflow:lock:"
 
+// queueKeep is how long a waiter keeps its place in a lock's queue without
+// coming back (it comes back every queueKeep/3 while it waits). A waiter that
+// died unannounced delays the others by at most this much.
+const queueKeep = 3 * time.Second
+
 // Locker takes locks in one Redis (or one Redis Cluster slot per lock). It
 // is safe for concurrent use; the callers of one Locker wait for a key in
 // FIFO order among themselves. Close it when done: it owns a pub/sub
@@ -39,6 +55,8 @@ const DefaultPrefix = "orderflow:lock:"
 type Locker struct {
 	rdb    redis.UniversalClient
 	prefix string
+	id     string        // prefix of this Locker's waiter ids
+	seq    atomic.Uint64 // makes waiter ids unique
 	gates  gates
 	n      notifier
 }
@@ -49,7 +67,7 @@ func New(rdb redis.UniversalClient, prefix string) *Locker {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Locker{rdb: rdb, prefix: prefix, n: notifier{rdb: rdb}}
+	return &Locker{rdb: rdb, prefix: prefix, id: rand.Text()[:16] + ":", n: notifier{rdb: rdb}}
 }
 
 // Close ends the Locker's pub/sub connection and the goroutine reading it.
@@ -59,8 +77,11 @@ func (l *Locker) Close() error { return l.n.close() }
 // LockKey is the Redis key that holds the current holder's token for key.
 func (l *Locker) LockKey(key string) string { return l.prefix + "{" + key + "}" }
 
-func (l *Locker) tokenKey(key string) string { return l.LockKey(key) + ":token" }
-func (l *Locker) channel(key string) string  { return l.LockKey(key) + ":released" }
+func (l *Locker) keys(key string) []string {
+	k := l.LockKey(key)
+	return []string{k, k + ":token", k + ":queue", k + ":due"}
+}
+func (l *Locker) channel(key string) string { return l.LockKey(key) + ":released" }
 
 // Acquire blocks until the lock is held or ctx ends. ttl is rounded down to
 // whole milliseconds, the resolution of Redis expiry.
@@ -88,60 +109,97 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 // that died never publishes, when the holder's TTL runs out.
 func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, leave func()) (orderflow.Lease, error) {
 	var (
-		sub *subscription
-		ch  = l.channel(key)
+		sub    *subscription
+		ch     = l.channel(key)
+		id     = l.id + strconv.FormatUint(l.seq.Add(1), 36)
+		queued bool // the last try may have put us in the queue
+		won    bool
 	)
 	defer func() {
 		if sub != nil {
 			l.n.leave(ch, sub)
 		}
+		if queued && !won {
+			// Give our place up now rather than when it lapses, under
+			// a context of its own: ctx may be what ended the wait.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			_ = leaveScript.Run(cctx, l.rdb, l.keys(key), id, ch).Err()
+		}
 	}()
 	for {
 		// Taken before the try, so a release between the try and the
 		// wait still wakes us.
-		var wake <-chan struct{}
+		var (
+			ready <-chan struct{}
+			sig   *signal
+		)
 		if sub != nil {
-			wake = l.n.waitChan(sub)
+			ready, sig = l.n.waitFor(sub)
 		}
 		sent := time.Now()
-		tok, pttl, err := l.try(ctx, key, ttl)
+		tok, pttl, err := l.try(ctx, key, ttl, id)
 		if err != nil {
 			return nil, l.fail(ctx, err, key)
 		}
+		queued = true
 		if tok != 0 {
+			won = true
 			return l.newLease(key, tok, ttl, sent, leave), nil
 		}
 		if sub == nil {
 			if sub, err = l.n.join(ctx, ch); err != nil {
 				return nil, l.fail(ctx, err, key)
 			}
-			// Until Redis confirms the subscription this is its
-			// "ready" channel: a release before that is not heard,
-			// so we try again once it is confirmed.
-			wake = l.n.waitChan(sub)
+			// A release before Redis confirms the subscription is not
+			// heard: wait for the confirmation, then try again.
+			ready, sig = l.n.waitFor(sub)
 		}
-		wait := time.Duration(pttl)*time.Millisecond + time.Millisecond
+		// Come back when the holder's TTL or the waiter ahead's place
+		// runs out, and often enough to keep our own place.
+		wait := min(time.Duration(pttl)*time.Millisecond+time.Millisecond, queueKeep/3)
 		if pttl < 0 {
-			wait = ttl
+			wait = queueKeep / 3
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		if ctx.Err() != nil {
+		if err := l.wait(ctx, ready, sig, wait, id); err != nil {
 			return nil, lock.CtxErr(ctx, key)
+		}
+	}
+}
+
+// wait returns when it is worth trying again: the subscription got
+// confirmed (ready), a release named this waiter or nobody in particular
+// (sig), or the timeout passed. It returns an error only when ctx ended.
+func (l *Locker) wait(ctx context.Context, ready <-chan struct{}, sig *signal, timeout time.Duration, id string) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		fired := ready
+		if sig != nil {
+			fired = sig.fired
+		}
+		select {
+		case <-fired:
+			if sig != nil && sig.payload != "" && sig.payload != id {
+				// Another waiter's turn; ours comes with a later
+				// message.
+				sig = sig.next
+				continue
+			}
+			return nil
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
 
 // try runs the acquire script once: a non-zero token means held, otherwise
 // pttl is how long the current holder has left.
-func (l *Locker) try(ctx context.Context, key string, ttl time.Duration) (tok uint64, pttl int64, err error) {
-	res, err := acquireScript.Run(ctx, l.rdb,
-		[]string{l.LockKey(key), l.tokenKey(key)}, ttl.Milliseconds()).Slice()
+func (l *Locker) try(ctx context.Context, key string, ttl time.Duration, id string) (tok uint64, pttl int64, err error) {
+	res, err := acquireScript.Run(ctx, l.rdb, l.keys(key),
+		ttl.Milliseconds(), id, queueKeep.Milliseconds()).Slice()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -182,6 +240,7 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.Time, leave func()) *lease.Lease {
 	val := strconv.FormatUint(tok, 10)
 	lockKey := []string{l.LockKey(key)}
+	keys := l.keys(key)
 	ms := ttl.Milliseconds()
 	return lease.Start(lease.Config{
 		Token: tok,
@@ -192,7 +251,7 @@ func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.T
 			return n == 1, err
 		},
 		Release: func(ctx context.Context) error {
-			n, err := releaseScript.Run(ctx, l.rdb, lockKey, val, l.channel(key)).Int64()
+			n, err := releaseScript.Run(ctx, l.rdb, keys, val, l.channel(key)).Int64()
 			switch {
 			case err != nil:
 				return lock.Unavailable(err, "releasing", key)
