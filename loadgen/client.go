@@ -21,6 +21,7 @@ const (
 	defaultRetryAfter = time.Second
 	maxRetryAfter     = 30 * time.Second
 	maxBodyRead       = 1 << 20
+	conflictBackoff   = 100 * time.Millisecond
 )
 
 // client speaks the order API. All requests share one back-off gate: a 429
@@ -74,6 +75,13 @@ func (c *client) do(ctx context.Context, op, method, path string, body []byte, i
 			c.pause(retryAfter)
 		case a.status == http.StatusGatewayTimeout || a.status == 0:
 			// The outcome is unknown: the same bytes again are safe.
+		case a.status == http.StatusConflict && attempt > 0 && idemKey != "":
+			// Our earlier attempt under this key may still be in flight
+			// on the server (API.md: 409 until it ends); its answer will
+			// be replayed once it has.
+			if !pause(ctx, nil, conflictBackoff) {
+				return last, ctx.Err()
+			}
 		default:
 			return a, nil
 		}

@@ -13,11 +13,21 @@ import (
 // counted under "other".
 const maxModels = 32
 
+// firstPollEvery is how many decisions pass between updates of the first
+// poll delay: often enough to follow a server that slows down, rarely
+// enough that scanning the histogram costs nothing.
+const firstPollEvery = 64
+
 // collector holds what the run measured. Counters the pacer bumps on every
 // slot are atomic; the rest sit behind one mutex, taken once per event.
 type collector struct {
 	offered, sent, dropped atomic.Int64
 	retries, polls         atomic.Int64
+	// firstPoll is how long after its creation an order is first polled,
+	// in nanoseconds: half the median observed decision latency so far,
+	// refreshed every firstPollEvery decisions. Polling earlier than
+	// most decisions can arrive only costs the server requests.
+	firstPoll atomic.Int64
 
 	mu          sync.Mutex
 	created     int64
@@ -35,11 +45,13 @@ type collector struct {
 }
 
 func newCollector() *collector {
-	return &collector{
+	c := &collector{
 		outcomes: map[string]int64{},
 		errors:   map[string]map[string]int64{},
 		models:   map[string]*modelStats{},
 	}
+	c.firstPoll.Store(int64(minPoll))
+	return c
 }
 
 func (c *collector) retry() { c.retries.Add(1) }
@@ -81,6 +93,9 @@ func (c *collector) decidedOrder(o *orderflow.Order, fraud bool, observed time.D
 	c.decided++
 	c.outcomes[string(o.Status)]++
 	c.observedLat.record(observed)
+	if c.decided%firstPollEvery == 0 {
+		c.firstPoll.Store(int64(min(max(c.observedLat.quantile(0.5)/2, minPoll), maxPoll)))
+	}
 	// Version 2 means the decision is the only change the order has seen,
 	// so updated_at is when it was applied. A later change (a review, a
 	// cancel) would move updated_at; such orders get no server latency.

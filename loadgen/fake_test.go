@@ -26,6 +26,10 @@ type fakeAPI struct {
 	// throttleFirst answers the first POST of every Idempotency-Key with
 	// 429 and Retry-After: 1.
 	throttleFirst bool
+	// unknownOutcome creates the order on the first POST of a key but
+	// answers 504 (the answer was lost), then 409 to the second (as if
+	// the first were still in flight), and replays it from the third on.
+	unknownOutcome bool
 	// approveFromNth, when set, replaces the amount rule: a user's orders
 	// are rejected until their nth, which and later ones are approved.
 	approveFromNth int
@@ -102,6 +106,10 @@ func (f *fakeAPI) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 429, orderflow.EResourceExhausted)
 		return
 	}
+	if f.unknownOutcome && len(f.attempts[key]) == 2 {
+		writeError(w, 409, orderflow.EConflict)
+		return
+	}
 	if id, ok := f.keys[key]; ok && key != "" {
 		writeJSON(w, 200, f.orders[id].Order)
 		return
@@ -117,6 +125,10 @@ func (f *fakeAPI) create(w http.ResponseWriter, r *http.Request) {
 	o.nth = f.perUser[req.UserID]
 	f.orders[o.ID] = o
 	f.keys[key] = o.ID
+	if f.unknownOutcome {
+		writeError(w, 504, orderflow.EDeadlineExceeded)
+		return
+	}
 	writeJSON(w, 201, o.Order)
 }
 

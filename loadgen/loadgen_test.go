@@ -147,6 +147,31 @@ func TestRunHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRunRetriesUnknownOutcome: after a 504 the create is sent again under
+// the same Idempotency-Key; a 409 (the first still in flight) is waited out;
+// the replay returns the one order, never a duplicate.
+func TestRunRetriesUnknownOutcome(t *testing.T) {
+	f := newFakeAPI(t, func(f *fakeAPI) { f.unknownOutcome = true })
+	cfg := quick(f.URL, 5)
+	cfg.AdversaryTries = 1
+	s, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders, _, posts := f.snapshot()
+	if s.Created != s.Sent || int64(orders) != s.Sent || int64(posts) != 3*s.Sent {
+		t.Errorf("created %d, server has %d orders after %d posts, for %d sent: want one order per create, three posts each",
+			s.Created, orders, posts, s.Sent)
+	}
+	errs := s.Errors["create"]
+	if errs["deadline_exceeded"] != s.Sent || errs["conflict"] != s.Sent || s.Retries != 2*s.Sent {
+		t.Errorf("errors %v, retries %d for %d sent", errs, s.Retries, s.Sent)
+	}
+	if s.Decided != s.Created {
+		t.Errorf("decided %d of %d", s.Decided, s.Created)
+	}
+}
+
 func TestMainJSONShape(t *testing.T) {
 	f := newFakeAPI(t, nil)
 	var out bytes.Buffer

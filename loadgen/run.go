@@ -301,7 +301,7 @@ func (r *runner) create(ctx context.Context, o synth.Order, adv *advState) {
 		return
 	}
 	now := time.Now()
-	w := &watched{id: got.ID, fraud: o.Fraud, created: now, next: now.Add(minPoll), adv: adv}
+	w := &watched{id: got.ID, fraud: o.Fraud, created: now, next: now.Add(time.Duration(r.col.firstPoll.Load())), adv: adv}
 	if decided(&got) {
 		r.decided(ctx, w, &got, now)
 		return

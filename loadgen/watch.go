@@ -7,12 +7,13 @@ import (
 	"time"
 )
 
-// Polling intervals. An order is first looked at minPoll after it was
-// created, then at a quarter of its age, never more often than minPoll nor
-// less than maxPoll: a young order is polled often, so the observed latency
-// of a fast decision is close to the truth, and an order that waits long
-// costs few requests. The number of polls per order grows with the log of
-// its decision latency, not with it.
+// Polling intervals. An order is first looked at half the median decision
+// latency seen so far after it was created (collector.firstPoll; minPoll
+// until there is a median), then at a quarter of its age, never more often
+// than minPoll nor less often than maxPoll: a young order is polled often,
+// so the observed latency of a fast decision is close to the truth, and an
+// order that waits long costs few requests. The number of polls per order
+// grows with the log of its decision latency, not with it.
 const (
 	minPoll = 10 * time.Millisecond
 	maxPoll = time.Second
