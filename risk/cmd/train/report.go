@@ -72,6 +72,25 @@ func report(w io.Writer, args []string, samples []Sample) error {
 	fmt.Fprintf(w, "\nAt v2.1's share of legitimate orders stopped (%.2f %%), v3 (cut-off %.4g) stops %.1f %% of fraud and %.2f %% of legitimate orders.\n",
 		pct(legitStopped, n), same.Review, pct(caught, len(samples)-n), pct(stopped, n))
 
+	// Where the versions disagree on fraud, per-order routing would let a
+	// retrying fraudster reach the version that approves.
+	onlyV21, onlyV3 := 0, 0
+	for _, d := range ds {
+		if !d.Fraud {
+			continue
+		}
+		a21 := d.Decision == orderflow.DecisionApprove
+		a3 := risk.ThresholdsOf(challenger).Decide(d.ShadowScore) == orderflow.DecisionApprove
+		switch {
+		case a21 && !a3:
+			onlyV21++
+		case a3 && !a21:
+			onlyV3++
+		}
+	}
+	fmt.Fprintf(w, "\nFraud orders the versions disagree on: approved by v2.1 and stopped by v3 %d (%.1f %% of fraud), approved by v3 and stopped by v2.1 %d (%.1f %%).\n",
+		onlyV21, pct(onlyV21, len(samples)-n), onlyV3, pct(onlyV3, len(samples)-n))
+
 	fmt.Fprintln(w, "\nOrders not approved (reviewed or rejected), by pattern:")
 	fmt.Fprintln(w, "\n| pattern | orders | fraud | v2.1 stops | v3 stops |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
