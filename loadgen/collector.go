@@ -194,7 +194,7 @@ func (c *collector) summary(sending, total time.Duration, undecided, labelsPendi
 	for v, m := range c.models {
 		s.Models[v] = ModelSummary{Decided: m.decided, Fraud: m.fraud, Accuracy: m.accuracy(), AUC: m.auc()}
 	}
-	s.Labels.Pending = labelsPending
+	s.Labels.Pending += labelsPending
 	a := &s.Adversaries
 	a.Unfinished = a.Users - a.Approved - a.GaveUp
 	return s

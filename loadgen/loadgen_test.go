@@ -298,3 +298,22 @@ func TestRunInterruptedStillSummarises(t *testing.T) {
 		t.Errorf("sent %d of %d offered (+ adversary retries: %d), want at least the 10 posts the server saw", s.Sent, s.Offered, posts)
 	}
 }
+
+// TestLabelsAccountedWhenDrainEnds: labels not yet due when the drain runs
+// out are reported pending, so sent + failed + pending + skipped is every
+// decided order.
+func TestLabelsAccountedWhenDrainEnds(t *testing.T) {
+	f := newFakeAPI(t, nil)
+	cfg := quick(f.URL, 10)
+	cfg.LabelDelay = time.Hour
+	cfg.Drain = 300 * time.Millisecond
+	cfg.AdversaryTries = 1
+	s, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.Labels
+	if l.Sent != 0 || l.Pending+l.Failed+l.Skipped+l.Sent != s.Decided+s.Unwatched {
+		t.Errorf("labels %+v for %d decided: want all pending", l, s.Decided)
+	}
+}

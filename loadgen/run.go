@@ -382,15 +382,18 @@ func (r *runner) sendLabels(ctx context.Context) {
 			return
 		}
 		a, err := r.c.postJSON(ctx, "label", "/v1/risk/labels", body{l.orderID, l.fraud}, "")
-		if err == nil {
-			r.col.label(func(s *LabelSummary) {
-				if a.ok() {
-					s.Sent++
-				} else {
-					s.Failed++
-				}
-			})
-		}
+		r.col.label(func(s *LabelSummary) {
+			switch {
+			case err != nil:
+				// The run ended under it: the server may or may not have
+				// it, so it is counted as not sent.
+				s.Pending++
+			case a.ok():
+				s.Sent++
+			default:
+				s.Failed++
+			}
+		})
 		r.labels.done()
 	}
 }

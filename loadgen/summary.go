@@ -92,8 +92,9 @@ type ModelSummary struct {
 }
 
 // LabelSummary counts the ground-truth labels posted to /v1/risk/labels.
-// Pending were still waiting for --label-delay when the run ended; Skipped
-// did not fit the bounded queue.
+// Pending were still waiting for --label-delay, or in flight, when the run
+// ended; Skipped did not fit the bounded queue. Every decided order (and
+// every unwatched one) is in exactly one of the four.
 type LabelSummary struct {
 	Sent    int64 `json:"sent"`
 	Failed  int64 `json:"failed"`
