@@ -15,12 +15,13 @@ import (
 const EventIDPrefix = "evt_dec_"
 
 // Assessor decides orders: the entry point of the risk engine's compute.
-// Counters, Router and Champion are required; Challenger is optional (without
-// one, everyone gets the champion and there is no shadow).
+// Counters and Champion are required; Router and Challenger are optional
+// (without a Challenger, everyone gets the champion and there is no shadow).
 type Assessor struct {
 	Counters Counters
 	// Router sends a user to the Challenger when Router.Challenger(user) is
-	// true, else to the Champion.
+	// true, else to the Champion. A nil Router sends everyone to the
+	// Champion (the Challenger, if set, is still scored as the shadow).
 	Router     *Router
 	Champion   Scorer
 	Challenger Scorer

@@ -184,3 +184,15 @@ func TestAssessConcurrent(t *testing.T) {
 	})
 	wg.Wait()
 }
+
+func TestAssessNilRouter(t *testing.T) {
+	a := newAssessor(t, risk.Buckets)
+	a.Router = nil
+	d, err := a.Assess(context.Background(), testOrder("ord_1", "u_1", 100, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ModelVersion != "v2.1" || d.ShadowVersion != "v3" {
+		t.Errorf("nil router: model %s shadow %s, want v2.1 and shadow v3", d.ModelVersion, d.ShadowVersion)
+	}
+}
