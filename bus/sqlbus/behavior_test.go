@@ -154,7 +154,8 @@ func TestHandlerPanicIsAFailure(t *testing.T) {
 	cfg := testConfig()
 	cfg.Logger = quiet()
 	var attempts atomic.Int64
-	stop := run(t, sqlbus.New(st, cfg), "risk", func(_ context.Context, d orderflow.Delivery) error {
+	b := sqlbus.New(st, cfg)
+	stop := run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error {
 		if attempts.Add(1) == 1 {
 			panic("scorer bug")
 		}
@@ -163,6 +164,10 @@ func TestHandlerPanicIsAFailure(t *testing.T) {
 	waitUntil(t, "the redelivery", func() bool { return attempts.Load() >= 2 })
 	if err := stop(); err != nil {
 		t.Fatalf("Consume: %v", err)
+	}
+	s := b.Stats()
+	if s.Deliveries != 2 || s.Failures != 1 || s.Read != 1 || s.Polls == 0 || s.AckWrites == 0 || s.DeadLettered != 0 || s.Claims != 1 {
+		t.Errorf("Stats = %+v; want 2 deliveries, 1 failure, 1 read, 1 claim (the event predates the start), polls and ack writes", s)
 	}
 }
 

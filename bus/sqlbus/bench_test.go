@@ -78,7 +78,7 @@ func drain(b *testing.B, live bool, work time.Duration) {
 		publishAll()
 		bus.Notify()
 	}
-	before := st.Stats()
+	before, polls := st.Stats(), bus.Stats().Polls
 	b.ResetTimer()
 	start := time.Now()
 	close(gate)
@@ -89,6 +89,7 @@ func drain(b *testing.B, live bool, work time.Duration) {
 	<-stopped
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(st.Stats().Commits-before.Commits)/float64(b.N), "commits/event")
+	b.ReportMetric(float64(bus.Stats().Polls-polls)/float64(b.N), "polls/event")
 }
 
 // BenchmarkPipeline measures the embedded path as the service runs it:

@@ -108,8 +108,9 @@ func (c Config) withDefaults() Config {
 // for concurrent use. It starts no goroutine of its own: Consume and
 // RunPruner own theirs. Use one Bus per store and process.
 type Bus struct {
-	st  *sqlite.Store
-	cfg Config
+	st    *sqlite.Store
+	cfg   Config
+	stats counters
 
 	// joinMu serializes starting and stopping groups, so a group that is
 	// stopping has written its acks before a new Consume of it reads them.

@@ -39,7 +39,7 @@ func (g *group) deadLetter(e *entry, attempts int, cause error) error {
 	}
 	ctx, cancel := writeCtx()
 	defer cancel()
-	return g.b.st.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := g.b.st.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO bus_dead_letters (grp, seq, event_id, type, order_id, payload,
 			headers, created_at, attempts, last_error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.name, e.ev.Seq, e.ev.ID, e.ev.Type, e.ev.OrderID, payload, headers, e.ev.CreatedAt.UnixNano(),
@@ -58,6 +58,10 @@ func (g *group) deadLetter(e *entry, attempts int, cause error) error {
 		}
 		return nil
 	})
+	if err == nil {
+		g.b.stats.deadLettered.Add(1)
+	}
+	return err
 }
 
 // DeadLetters returns up to limit (100 when limit <= 0) dead letters of

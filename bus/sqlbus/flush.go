@@ -87,6 +87,7 @@ func (g *group) flush(ctx context.Context) error {
 		}
 		return err
 	}
+	g.b.stats.ackWrites.Add(1)
 	g.durable = max(g.durable, b.cursor)
 	return nil
 }

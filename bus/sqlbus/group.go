@@ -227,6 +227,7 @@ func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	g.applyKnown(events)
+	g.b.stats.read.Add(uint64(len(events) + len(redriven)))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, e := range redriven {
@@ -269,6 +270,9 @@ func (g *group) read(ctx context.Context, st *sql.Stmt, redrive bool, args ...an
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
+	}
+	if !redrive {
+		g.b.stats.polls.Add(1)
 	}
 	defer rows.Close()
 	var out []*entry

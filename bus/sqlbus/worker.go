@@ -118,6 +118,7 @@ func (c *consumer) call(e *entry, attempt int) (err error) {
 			err = fmt.Errorf("sqlbus: handler panicked: %v", r)
 		}
 	}()
+	c.g.b.stats.deliveries.Add(1)
 	return c.h(c.ctx, orderflow.Delivery{Event: e.ev, Group: c.g.name, Attempt: attempt})
 }
 
@@ -153,6 +154,7 @@ func (g *group) finish(q *orderQueue) bool {
 // retry records e's failed delivery (persisted by the flusher) and parks q
 // until its back-off has passed.
 func (g *group) retry(q *orderQueue, e *entry, attempt int, err error) {
+	g.b.stats.failures.Add(1)
 	g.mu.Lock()
 	g.failures[e] = attempt
 	e.lastErr = err
@@ -188,6 +190,7 @@ func (g *group) claim(e *entry, attempt int) error {
 	if err != nil {
 		return err
 	}
+	g.b.stats.claims.Add(1)
 	g.mu.Lock()
 	e.claimed = true
 	g.mu.Unlock()
