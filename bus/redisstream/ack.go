@@ -1,0 +1,224 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxAckBatch bounds the entries of one flush.
+const maxAckBatch = 2048
+
+// ioTimeout bounds the consumer's own Redis calls, which run under no
+// caller's context (they must finish while Consume shuts down).
+const ioTimeout = 5 * time.Second
+
+// ackLoop acknowledges entries as they come: whatever gathered while the
+// previous flush ran goes in the next one, so a loaded consumer writes one
+// script call per partition for hundreds of entries and an idle one acks
+// at once, without a timer. It returns when c.acks is closed and drained.
+func (c *consumer) ackLoop() {
+	for e := range c.acks {
+		batch := []*entry{e}
+	drain:
+		for len(batch) < maxAckBatch {
+			select {
+			case e, ok := <-c.acks:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		c.flush(batch)
+	}
+}
+
+// flush writes the acks of batch, retrying for a while; entries whose ack
+// could not be written stay pending and are delivered again.
+func (c *consumer) flush(batch []*entry) {
+	var err error
+	for try := 1; try <= 8; try++ {
+		if err = c.writeAcks(batch); err == nil {
+			break
+		}
+		c.cfg.Logger.Warn("redisstream: ack failed; retrying", "group", c.group, "entries", len(batch), "err", err)
+		time.Sleep(backoff(try, 10*time.Millisecond, time.Second))
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.ackErr = fmt.Errorf("redisstream: %d acks of group %s not written: %w", len(batch), c.group, err)
+	}
+	for _, e := range batch {
+		delete(c.held, heldKey{e.part, e.id})
+	}
+	c.mu.Unlock()
+	c.signalSpace()
+}
+
+// writeAcks runs the ack script once per partition of batch, pipelined.
+func (c *consumer) writeAcks(batch []*entry) error {
+	type part struct{ keys, marked, plain []string }
+	parts := map[int]*part{}
+	for _, e := range batch {
+		pt := parts[e.part]
+		if pt == nil {
+			pt = &part{keys: []string{c.b.streams[e.part]}}
+			parts[e.part] = pt
+		}
+		if e.mark {
+			pt.keys = append(pt.keys, c.b.doneKey(e.part, c.group, e.ev.ID))
+			pt.marked = append(pt.marked, e.id)
+		} else {
+			pt.plain = append(pt.plain, e.id)
+		}
+	}
+	ttl := strconv.FormatInt(int64(c.cfg.DedupTTL/time.Second), 10)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any)) error {
+		pipe := c.b.rdb.Pipeline()
+		for _, pt := range parts {
+			args := make([]any, 0, 2+len(pt.marked)+len(pt.plain))
+			args = append(args, c.group, ttl)
+			for _, id := range pt.marked {
+				args = append(args, id)
+			}
+			for _, id := range pt.plain {
+				args = append(args, id)
+			}
+			eval(pipe, pt.keys, args)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := run(func(pipe redis.Pipeliner, keys []string, args []any) {
+		ackScript.EvalSha(ctx, pipe, keys, args...)
+	})
+	if err != nil && isNoScript(err) {
+		// Redis restarted or flushed its scripts: send the body once,
+		// which also caches it again.
+		err = run(func(pipe redis.Pipeliner, keys []string, args []any) {
+			ackScript.Eval(ctx, pipe, keys, args...)
+		})
+	}
+	return err
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// runScript runs s with EVALSHA, falling back to EVAL once.
+func (c *consumer) runScript(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return s.Run(ctx, c.b.rdb, keys, args...)
+}
+
+// maxErrorLen bounds the last error kept with a dead letter.
+const maxErrorLen = 2000
+
+// deadLetter moves e to its partition's dead letters with cause, and
+// releases it. A failed move leaves it pending: it is delivered again and,
+// past the delivery limit, dead-lettered then.
+func (c *consumer) deadLetter(e *entry, cause error) {
+	msg := cause.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	args := []any{c.group, e.id}
+	args = append(args, fields(&e.ev, "")...)
+	args = append(args, "dl:group", c.group, "dl:entry", e.id, "dl:attempts", e.attempt,
+		"dl:error", msg, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := c.runScript(ctx, deadScript, []string{c.b.streams[e.part], c.b.deadKey(e.part)}, args...).Err(); err != nil {
+		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.id, "err", err)
+	}
+}
+
+// touchOne records e's coming delivery in the pending list (its retry
+// count) and resets its idle time; false when another consumer owns it now.
+func (c *consumer) touchOne(e *entry) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	lost, err := c.runScript(ctx, touchScript, []string{c.b.streams[e.part]}, c.group, c.name, e.attempt, e.id).StringSlice()
+	if err != nil {
+		// Unknown: deliver anyway; at worst twice, never lost.
+		c.cfg.Logger.Warn("redisstream: retry count not recorded", "group", c.group, "entry", e.id, "err", err)
+		return true
+	}
+	return len(lost) == 0
+}
+
+// keepAliveLoop resets the idle time of every entry the consumer holds,
+// every KeepAlive, so they are not reclaimed while queued or handled. It
+// runs until stop is closed, after the last handler returned.
+func (c *consumer) keepAliveLoop(stop <-chan struct{}) {
+	t := time.NewTicker(c.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := c.keepAlive(); err != nil && !errors.Is(err, redis.Nil) {
+				c.cfg.Logger.Warn("redisstream: keep-alive failed", "group", c.group, "err", err)
+			}
+		}
+	}
+}
+
+// keepAliveChunk bounds the ids of one touch script call.
+const keepAliveChunk = 512
+
+func (c *consumer) keepAlive() error {
+	byPart := map[int][]any{}
+	c.mu.Lock()
+	for k := range c.held {
+		byPart[k.part] = append(byPart[k.part], k.id)
+	}
+	c.mu.Unlock()
+	if len(byPart) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	type call struct {
+		part int
+		cmd  *redis.Cmd
+	}
+	var calls []call
+	pipe := c.b.rdb.Pipeline()
+	for p, ids := range byPart {
+		for len(ids) > 0 {
+			n := min(len(ids), keepAliveChunk)
+			args := append([]any{c.group, c.name, 0}, ids[:n]...)
+			calls = append(calls, call{p, touchScript.EvalSha(ctx, pipe, []string{c.b.streams[p]}, args...)})
+			ids = ids[n:]
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		if isNoScript(err) {
+			return touchScript.Load(ctx, c.b.rdb).Err() // next round succeeds
+		}
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cl := range calls {
+		lost, _ := cl.cmd.StringSlice()
+		for _, id := range lost {
+			if e := c.held[heldKey{cl.part, id}]; e != nil {
+				e.lost = true // still queued: it is not ours to handle any more
+			}
+		}
+	}
+	return nil
+}

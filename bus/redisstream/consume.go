@@ -1,0 +1,461 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/redis/go-redis/v9"
+)
+
+// errGaveUp is the dead-letter reason of an entry whose delivery count
+// passed the limit without a verdict: deliveries cut short by consumers
+// dying, typically a poison event that crashes its handler's process.
+var errGaveUp = errors.New("redisstream: delivery limit reached")
+
+// entry is one stream entry held by a consumer, from read to ack.
+type entry struct {
+	part    int
+	id      string // stream entry id
+	ev      orderflow.Event
+	only    string // redriven for this group only
+	bad     error  // undecodable: dead-lettered without handling
+	attempt int    // the delivery about to run (or running)
+	bump    bool   // record attempt in the pending list before delivering
+	mark    bool   // set the done marker with the ack
+	lost    bool   // another consumer claimed it: drop without ack
+}
+
+type heldKey struct {
+	part int
+	id   string
+}
+
+// orderQueue holds one order's entries in stream order; at most one worker
+// (or one back-off timer) has it at a time, which is what keeps one order's
+// events sequential within a consumer.
+type orderQueue struct {
+	id      string
+	entries []*entry
+}
+
+// consumer is one Consume call: one named consumer in the group.
+type consumer struct {
+	b     *Bus
+	cfg   Config
+	group string
+	name  string
+	h     orderflow.Handler
+	hctx  context.Context // handlers' context: outlives Consume's by the grace
+
+	ready chan *orderQueue // orders whose head entry may run now
+	acks  chan *entry      // entries to acknowledge
+	space chan struct{}    // a token whenever held entries were released
+
+	mu        sync.Mutex
+	held      map[heldKey]*entry
+	orders    map[string]*orderQueue
+	timers    map[*time.Timer]struct{}
+	recent    map[string]struct{} // event ids handled here: catches a republish
+	recentOld map[string]struct{} // inside one read batch, before any marker
+	ackErr    error
+}
+
+// recentCap bounds each generation of consumer.recent.
+const recentCap = 1 << 16
+
+// Consume delivers the group's events to h until ctx ends, as one consumer
+// of the group, named after Config.Consumer; see the package documentation
+// for the guarantees. It returns nil after ctx ended and every handled
+// event was acknowledged; an error when the group could not be set up, or
+// when the last acknowledgements could not be written (those events will be
+// delivered again).
+func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) error {
+	switch {
+	case group == "" || strings.ContainsAny(group, "{}"):
+		return orderflow.Invalid("group", "consumer group is required, without braces")
+	case h == nil:
+		return orderflow.Invalid("handler", "handler is required")
+	}
+	if err := b.createGroup(ctx, group); err != nil {
+		return err
+	}
+	name, release := b.acquireName(group)
+	defer release()
+
+	cfg := b.cfg
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	bound := cfg.MaxInFlight + cfg.BatchSize*(cfg.Partitions+1)
+	c := &consumer{
+		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx,
+		ready:  make(chan *orderQueue, bound),
+		acks:   make(chan *entry, bound),
+		space:  make(chan struct{}, 1),
+		held:   map[heldKey]*entry{},
+		orders: map[string]*orderQueue{},
+		timers: map[*time.Timer]struct{}{},
+		recent: map[string]struct{}{}, recentOld: map[string]struct{}{},
+	}
+
+	var readers, workers, tail sync.WaitGroup
+	readers.Go(func() { c.readLoop(ctx) })
+	readers.Go(func() { c.claimLoop(ctx) })
+	for range cfg.Concurrency {
+		workers.Go(func() { c.work(ctx) })
+	}
+	keepStop := make(chan struct{})
+	tail.Go(c.ackLoop)
+	tail.Go(func() { c.keepAliveLoop(keepStop) })
+
+	<-ctx.Done()
+	grace := time.AfterFunc(cfg.ShutdownGrace, cancelHandlers)
+	readers.Wait()
+	workers.Wait()
+	grace.Stop()
+	c.mu.Lock()
+	for t := range c.timers {
+		t.Stop()
+	}
+	c.mu.Unlock()
+	close(c.acks) // no sender is left: readers and workers returned
+	close(keepStop)
+	tail.Wait()
+	return c.ackErr
+}
+
+// createGroup creates group on every partition, from the start of each
+// stream, so a new group sees everything not yet trimmed.
+func (b *Bus) createGroup(ctx context.Context, group string) error {
+	pipe := b.rdb.Pipeline()
+	for _, s := range b.streams {
+		pipe.XGroupCreateMkStream(ctx, s, group, "0")
+	}
+	cmds, _ := pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return redisErr(ctx, err, "create group "+group)
+		}
+	}
+	return nil
+}
+
+// readLoop reads new entries with XREADGROUP while there is room.
+func (c *consumer) readLoop(ctx context.Context) {
+	keys := make([]string, 0, 2*len(c.b.streams))
+	keys = append(keys, c.b.streams...)
+	for range c.b.streams {
+		keys = append(keys, ">")
+	}
+	fails := 0
+	for ctx.Err() == nil {
+		if !c.waitSpace(ctx) {
+			return
+		}
+		streams, err := c.read(ctx, keys)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				// A stream was deleted under us (an operator, a test's
+				// cleanup): recreate it with the group and go on.
+				_ = c.b.createGroup(ctx, c.group)
+			}
+			fails++
+			c.cfg.Logger.Warn("redisstream: read failed; retrying", "group", c.group, "err", err)
+			sleep(ctx, backoff(fails, 10*time.Millisecond, time.Second))
+			continue
+		}
+		fails = 0
+		var es []*entry
+		for _, s := range streams {
+			p := c.partOf(s.Stream)
+			for _, m := range s.Messages {
+				es = append(es, newEntry(p, m, 1))
+			}
+		}
+		c.dispatch(ctx, es)
+	}
+}
+
+// read runs one XREADGROUP over every partition. A cluster cannot serve one
+// command over keys in different slots, so there it polls the partitions
+// in a pipeline without blocking, and waits briefly when all were empty.
+func (c *consumer) read(ctx context.Context, keys []string) ([]redis.XStream, error) {
+	if !c.b.cluster {
+		res, err := c.b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: c.group, Consumer: c.name, Streams: keys, Count: int64(c.cfg.BatchSize), Block: c.cfg.Block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		return res, err
+	}
+	pipe := c.b.rdb.Pipeline()
+	cmds := make([]*redis.XStreamSliceCmd, len(c.b.streams))
+	for i, s := range c.b.streams {
+		cmds[i] = pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: c.group, Consumer: c.name, Streams: []string{s, ">"}, Count: int64(c.cfg.BatchSize), Block: -1,
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	var out []redis.XStream
+	for _, cmd := range cmds {
+		res, err := cmd.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	if len(out) == 0 {
+		sleep(ctx, 5*time.Millisecond)
+	}
+	return out, nil
+}
+
+func (c *consumer) partOf(stream string) int {
+	for p, s := range c.b.streams {
+		if s == stream {
+			return p
+		}
+	}
+	return -1
+}
+
+func newEntry(p int, m redis.XMessage, attempt int) *entry {
+	ev, only, err := decode(m)
+	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt}
+}
+
+// waitSpace blocks while the consumer holds MaxInFlight entries; false
+// when ctx ended.
+func (c *consumer) waitSpace(ctx context.Context) bool {
+	for {
+		c.mu.Lock()
+		n := len(c.held)
+		c.mu.Unlock()
+		if n < c.cfg.MaxInFlight {
+			return true
+		}
+		select {
+		case <-c.space:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// dispatch takes entries read or claimed: entries whose event this group
+// already handled (the relay published it again) are acknowledged without
+// handling, the rest queue behind their order's earlier entries.
+func (c *consumer) dispatch(ctx context.Context, es []*entry) {
+	c.mu.Lock()
+	fresh := es[:0]
+	for _, e := range es {
+		k := heldKey{e.part, e.id}
+		if _, ok := c.held[k]; ok || e.part < 0 {
+			continue // ours already (a reclaim found our own idle entry)
+		}
+		c.held[k] = e
+		fresh = append(fresh, e)
+	}
+	c.mu.Unlock()
+	done := c.doneMarked(ctx, fresh)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range fresh {
+		if done[i] {
+			c.acks <- e
+			continue
+		}
+		q := c.orders[e.ev.OrderID]
+		if q == nil {
+			q = &orderQueue{id: e.ev.OrderID}
+			c.orders[q.id] = q
+		}
+		q.entries = append(q.entries, e)
+		if len(q.entries) == 1 {
+			c.ready <- q
+		}
+	}
+}
+
+// doneMarked reports which entries' events carry the group's done marker,
+// with one MGET per partition in one pipeline. When Redis fails to answer
+// it reports none: handling twice is allowed, skipping is not.
+func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
+	done := make([]bool, len(es))
+	byPart := map[int][]int{}
+	for i, e := range es {
+		if e.bad == nil && (e.only == "" || e.only == c.group) {
+			byPart[e.part] = append(byPart[e.part], i)
+		}
+	}
+	if len(byPart) == 0 {
+		return done
+	}
+	pipe := c.b.rdb.Pipeline()
+	cmds := map[int]*redis.SliceCmd{}
+	for p, idx := range byPart {
+		keys := make([]string, len(idx))
+		for j, i := range idx {
+			keys[j] = c.b.doneKey(p, c.group, es[i].ev.ID)
+		}
+		cmds[p] = pipe.MGet(ctx, keys...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		c.cfg.Logger.Warn("redisstream: dedup check failed; handling anyway", "group", c.group, "err", err)
+		return done
+	}
+	for p, cmd := range cmds {
+		for j, v := range cmd.Val() {
+			done[byPart[p][j]] = v != nil
+		}
+	}
+	return done
+}
+
+// work runs head entries of ready orders until ctx ends.
+func (c *consumer) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-c.ready:
+			c.handleHead(q)
+		}
+	}
+}
+
+// handleHead delivers q's first entry and settles it.
+func (c *consumer) handleHead(q *orderQueue) {
+	c.mu.Lock()
+	e := q.entries[0]
+	_, seen := c.recent[e.ev.ID]
+	if !seen {
+		_, seen = c.recentOld[e.ev.ID]
+	}
+	lost := e.lost
+	c.mu.Unlock()
+	switch {
+	case lost:
+		c.next(q, nil)
+		return
+	case e.bad != nil:
+		c.deadLetter(e, e.bad)
+		c.next(q, nil)
+		return
+	case e.only != "" && e.only != c.group, seen:
+		c.next(q, e) // not ours to handle, or handled here already
+		return
+	case e.attempt > c.cfg.MaxDeliveries:
+		c.deadLetter(e, errGaveUp)
+		c.next(q, nil)
+		return
+	}
+	if e.bump && !c.touchOne(e) {
+		c.next(q, nil) // another consumer took it over; it delivers it
+		return
+	}
+	err := c.call(e)
+	if err == nil {
+		c.remember(e.ev.ID)
+		e.mark = true
+		c.next(q, e)
+		return
+	}
+	if orderflow.IsPermanent(err) || e.attempt >= c.cfg.MaxDeliveries {
+		c.deadLetter(e, err)
+		c.next(q, nil)
+		return
+	}
+	e.attempt++
+	e.bump = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(backoff(e.attempt-1, c.cfg.BackoffBase, c.cfg.BackoffMax), func() {
+		c.mu.Lock()
+		delete(c.timers, t)
+		c.mu.Unlock()
+		c.ready <- q // never blocks: ready holds every order at once
+	})
+	c.timers[t] = struct{}{}
+}
+
+// call runs the handler; a panic fails the delivery instead of the process.
+func (c *consumer) call(e *entry) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("redisstream: handler panicked: %v", r)
+		}
+	}()
+	return c.h(c.hctx, orderflow.Delivery{Event: e.ev, Group: c.group, Attempt: e.attempt})
+}
+
+// next pops q's head entry, queueing it for acknowledgement when ack is
+// set (otherwise it is released at once), and passes q on.
+func (c *consumer) next(q *orderQueue, ack *entry) {
+	c.mu.Lock()
+	head := q.entries[0]
+	q.entries[0] = nil
+	q.entries = q.entries[1:]
+	if len(q.entries) > 0 {
+		c.ready <- q
+	} else {
+		delete(c.orders, q.id)
+	}
+	if ack == nil {
+		delete(c.held, heldKey{head.part, head.id})
+	}
+	c.mu.Unlock()
+	if ack != nil {
+		c.acks <- ack
+	} else {
+		c.signalSpace()
+	}
+}
+
+func (c *consumer) signalSpace() {
+	select {
+	case c.space <- struct{}{}:
+	default:
+	}
+}
+
+// remember records an event id handled here, in two bounded generations.
+func (c *consumer) remember(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.recent) >= recentCap {
+		c.recentOld, c.recent = c.recent, make(map[string]struct{}, recentCap)
+	}
+	c.recent[id] = struct{}{}
+}
+
+// backoff returns base doubled per failure, capped at max, jittered down by
+// up to half so failures of many orders do not come back in lockstep.
+func backoff(failures int, base, limit time.Duration) time.Duration {
+	d := base
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return d - time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

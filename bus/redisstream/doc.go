@@ -1,0 +1,73 @@
+// Package redisstream is the distributed-mode bus: outbox events published
+// to partitioned Redis streams and consumed by consumer groups. A *Bus
+// implements orderflow.Consumer and orderflow.DeadLetters, and publishes
+// with Publish, which the outbox relay calls. It works on one Redis or on a
+// Redis Cluster (pass a *redis.ClusterClient).
+//
+// # Layout
+//
+// An event goes to partition xxhash64(order id) mod Config.Partitions, stream
+// "<prefix>:{p}"; one order's events therefore stay in one stream, in
+// publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
+// letters) and "<prefix>:{p}:done:<group>:<event id>" (done markers, with a
+// TTL). The braces are a cluster hash tag: a partition's keys share a slot,
+// so every Lua script here, which touches one partition's keys only, runs on
+// a cluster too. An entry's fields are the event's id, type, order id,
+// payload, creation time, outbox seq (when the publisher had one), and one
+// "h:<name>" field per header, which is how a W3C trace context crosses.
+//
+// # Delivery
+//
+// Delivery is at least once, acknowledged only after the handler returned
+// nil. Each Consume call is one consumer of the group, named
+// Config.Consumer-N, reading every partition with one XREADGROUP (COUNT
+// Config.BatchSize per stream, BLOCK Config.Block); it holds at most
+// Config.MaxInFlight entries. Entries of one order are handled one at a
+// time, in stream order, by Config.Concurrency workers; a failed delivery
+// holds back the later events of its order (not of other orders) until it
+// succeeds or is dead-lettered. Two consumers of one group may each receive
+// events of the same order; the order between them is not kept.
+//
+// Acknowledgement and the "processed" marker are written by ONE script
+// (SET done marker EX Config.DedupTTL, then XACK) after the handler
+// succeeded, batched: whatever gathered while the previous write ran goes in
+// one script call per partition, pipelined. A delivery whose event id is
+// already marked done for the group (the relay published it again) is
+// acknowledged without calling the handler.
+//
+// # Failures
+//
+// A handler error leaves the entry pending; the consumer delivers it again
+// after a back-off (Config.BackoffBase doubling up to Config.BackoffMax),
+// first recording the new delivery count in the pending list (XCLAIM …
+// JUSTID RETRYCOUNT), so the count survives the consumer. Delivery.Attempt
+// is that count; Redis restarted empty forgets it, which is accepted. After
+// Config.MaxDeliveries deliveries, or at once for an orderflow.Permanent
+// error, one script copies the entry to the dead letters and acknowledges
+// it. A handler that panics fails that delivery. DeadLetters lists the dead
+// letters; Redrive puts one back into its stream as a new entry that only
+// its group handles, with Attempt starting at 1.
+//
+// # Dead consumers and long handlers
+//
+// Every Config.KeepAlive a consumer resets the idle time of all entries it
+// holds with XCLAIM … JUSTID (no delivery counted), checking first that each
+// is still its own, so a handler that runs long keeps its entry. Every
+// Config.ClaimInterval it claims entries idle longer than Config.ClaimIdle
+// from other consumers with XAUTOCLAIM: their owners died. Entries deleted
+// from the stream while pending (reported by XAUTOCLAIM) are acknowledged
+// away. At start a consumer first takes back the entries still pending under
+// its own name, so a restarted process with a stable Config.Consumer resumes
+// at once instead of after ClaimIdle.
+//
+// # Shutdown and retention
+//
+// When Consume's context ends it stops reading, lets running handlers
+// finish (their context is cancelled after Config.ShutdownGrace), writes
+// their acks, and returns after every goroutine it started has stopped.
+// Entries it held but did not handle stay pending under its name.
+//
+// Trim (or RunTrimmer) deletes what every group has acknowledged, by MINID
+// computed from each group's oldest pending entry and last-delivered id,
+// never by MAXLEN, so nothing pending or undelivered is dropped.
+package redisstream

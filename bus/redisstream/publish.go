@@ -1,0 +1,150 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/redis/go-redis/v9"
+)
+
+// Field names of a stream entry. Headers travel as one field each, "h:" and
+// the header name, so a W3C traceparent crosses the bus without a JSON
+// round trip.
+const (
+	fID      = "id"
+	fType    = "type"
+	fOrder   = "order"
+	fPayload = "payload"
+	fCreated = "created" // unix nanoseconds
+	fSeq     = "seq"     // the outbox seq, when the publisher had one
+	fOnly    = "only"    // set by Redrive: only this group handles the entry
+	fHeader  = "h:"
+)
+
+// maxPipeline bounds the XADDs of one pipeline, so a huge Publish does not
+// build one huge request.
+const maxPipeline = 512
+
+// Publish appends evs to their partitions' streams with pipelined XADDs,
+// in order, so one order's events keep their order. It returns once Redis
+// has them all; on error some may have been appended, and publishing again
+// is safe: a consumer group acknowledges an event id it already handled
+// without calling its handler (within Config.DedupTTL). The outbox relay
+// calls it and marks its rows sent only after it returned nil.
+func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
+	for len(evs) > 0 {
+		n := min(len(evs), maxPipeline)
+		if err := b.publish(ctx, evs[:n]); err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return nil
+}
+
+func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
+	for i := range evs {
+		if evs[i].ID == "" || evs[i].OrderID == "" {
+			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
+		}
+	}
+	pipe := b.rdb.Pipeline()
+	for i := range evs {
+		e := &evs[i]
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: b.streams[b.Partition(e.OrderID)], Values: fields(e, "")})
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err != nil {
+		for _, c := range cmds {
+			if c.Err() != nil {
+				return redisErr(ctx, c.Err(), "publish")
+			}
+		}
+		return redisErr(ctx, err, "publish")
+	}
+	return nil
+}
+
+// fields encodes e as an XADD field list.
+func fields(e *orderflow.Event, only string) []any {
+	f := make([]any, 0, 12+2*len(e.Headers))
+	f = append(f, fID, e.ID, fType, e.Type, fOrder, e.OrderID, fPayload, e.Payload,
+		fCreated, strconv.FormatInt(e.CreatedAt.UnixNano(), 10))
+	if e.Seq != 0 {
+		f = append(f, fSeq, strconv.FormatInt(e.Seq, 10))
+	}
+	if only != "" {
+		f = append(f, fOnly, only)
+	}
+	for k, v := range e.Headers {
+		f = append(f, fHeader+k, v)
+	}
+	return f
+}
+
+// decode turns a stream entry back into an event; only is the group a
+// redriven entry is meant for. An entry without an id or order id is not
+// ours (or damaged) and is an error: the consumer dead-letters it.
+func decode(m redis.XMessage) (e orderflow.Event, only string, err error) {
+	for k, v := range m.Values {
+		s, _ := v.(string)
+		switch {
+		case k == fID:
+			e.ID = s
+		case k == fType:
+			e.Type = s
+		case k == fOrder:
+			e.OrderID = s
+		case k == fPayload:
+			e.Payload = []byte(s)
+		case k == fCreated:
+			n, perr := strconv.ParseInt(s, 10, 64)
+			if perr != nil {
+				return e, "", fmt.Errorf("entry %s: bad %s %q", m.ID, fCreated, s)
+			}
+			e.CreatedAt = time.Unix(0, n).UTC()
+		case k == fSeq:
+			e.Seq, _ = strconv.ParseInt(s, 10, 64)
+		case k == fOnly:
+			only = s
+		case strings.HasPrefix(k, fHeader):
+			if e.Headers == nil {
+				e.Headers = make(map[string]string, 2)
+			}
+			e.Headers[k[len(fHeader):]] = s
+		}
+	}
+	if e.Seq == 0 {
+		e.Seq = entrySeq(m.ID)
+	}
+	if e.ID == "" || e.OrderID == "" {
+		return e, only, fmt.Errorf("entry %s has no event id or order id", m.ID)
+	}
+	return e, only, nil
+}
+
+// entrySeq derives a Seq from a stream entry id (ms-seq) for events
+// published without an outbox seq: it increases with the id within a
+// stream, which is all Seq promises to a consumer.
+func entrySeq(id string) int64 {
+	ms, seq, ok := parseID(id)
+	if !ok {
+		return 0
+	}
+	return ms*1_000_000 + seq%1_000_000
+}
+
+// parseID splits a stream entry id "ms-seq".
+func parseID(id string) (ms, seq int64, ok bool) {
+	a, c, found := strings.Cut(id, "-")
+	if !found {
+		return 0, 0, false
+	}
+	ms, err1 := strconv.ParseInt(a, 10, 64)
+	seq, err2 := strconv.ParseInt(c, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil && ms >= 0 && seq >= 0
+}

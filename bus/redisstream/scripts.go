@@ -1,0 +1,115 @@
+package redisstream
+
+import "github.com/redis/go-redis/v9"
+
+// Every script touches the keys of ONE partition only (its stream, its dead
+// letters, its done markers), all declared in KEYS and sharing the
+// partition's hash tag, so each runs on a Redis Cluster too.
+
+// ackScript acknowledges entries and marks their events done, atomically:
+// a crash leaves either both or neither, so an acknowledged event is always
+// recognised when the relay publishes it again, and an event not marked is
+// never acknowledged. It runs only after the handlers succeeded; a failed
+// handler's entry stays pending and is delivered again.
+//
+// KEYS[1] stream, KEYS[2..k+1] done markers of the first k ids.
+// ARGV[1] group, ARGV[2] marker TTL in seconds, ARGV[3..] entry ids.
+var ackScript = redis.NewScript(`
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[2])
+end
+if #ARGV < 3 then return 0 end
+return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+`)
+
+// deadScript moves one entry to the dead letters: acknowledged and copied
+// in one step, and only if it was still pending (another consumer that
+// acknowledged it first wins; no duplicate dead letter).
+//
+// KEYS[1] stream, KEYS[2] dead-letter stream.
+// ARGV[1] group, ARGV[2] entry id, ARGV[3..] the dead letter's fields.
+var deadScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return 1
+`)
+
+// touchScript resets the idle time of entries a consumer still owns, with
+// XCLAIM … JUSTID (which does not count a delivery), so a handler that runs
+// long keeps its entry; with a retry count it also records the delivery
+// about to start. It never takes an entry another consumer has claimed in
+// the meantime: those are returned as lost.
+//
+// KEYS[1] stream. ARGV[1] group, ARGV[2] consumer, ARGV[3] retry count or
+// 0 for none, ARGV[4..] entry ids.
+var touchScript = redis.NewScript(`
+local lost, mine = {}, {KEYS[1], ARGV[1], ARGV[2], 0}
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 0 then lost[#lost+1] = ARGV[i] else mine[#mine+1] = ARGV[i] end
+end
+if #mine > 4 then
+  mine[#mine+1] = 'JUSTID'
+  if ARGV[3] ~= '0' then
+    mine[#mine+1] = 'RETRYCOUNT'
+    mine[#mine+1] = ARGV[3]
+  end
+  redis.call('XCLAIM', unpack(mine))
+end
+return lost
+`)
+
+// redriveScript moves a dead letter back into its stream as a new entry
+// that only its group handles, and deletes it from the dead letters, in one
+// step. It returns 0 when there is no such dead letter.
+//
+// KEYS[1] dead-letter stream, KEYS[2] stream. ARGV[1] dead letter id.
+var redriveScript = redis.NewScript(`
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #e == 0 then return 0 end
+local f, out, grp = e[1][2], {KEYS[2], '*'}, ''
+for i = 1, #f, 2 do
+  local k = f[i]
+  if k == 'dl:group' then grp = f[i+1]
+  elseif string.sub(k, 1, 3) ~= 'dl:' and k ~= 'only' then
+    out[#out+1] = k
+    out[#out+1] = f[i+1]
+  end
+end
+out[#out+1] = 'only'
+out[#out+1] = grp
+redis.call('XADD', unpack(out))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+`)
+
+// trimScript trims a stream by MINID to the oldest entry some group still
+// needs: per group the oldest pending entry or, when nothing is pending, its
+// last-delivered id (everything after it is undelivered). Never MAXLEN, which
+// would drop pending and undelivered entries. Computing and trimming in one
+// script means no consumer moves in between. ARGV[1], when not "0", is a
+// retention floor: entries at or after it are kept regardless.
+//
+// KEYS[1] stream. ARGV[1] floor id or "0". Returns the entries trimmed.
+var trimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local function less(x, y)
+  local a1, b1 = string.match(x, '^(%d+)-(%d+)$')
+  local a2, b2 = string.match(y, '^(%d+)-(%d+)$')
+  a1, b1, a2, b2 = tonumber(a1), tonumber(b1), tonumber(a2), tonumber(b2)
+  return a1 < a2 or (a1 == a2 and b1 < b2)
+end
+local minid = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, keep
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i+1] elseif g[i] == 'last-delivered-id' then keep = g[i+1] end
+  end
+  local p = redis.call('XPENDING', KEYS[1], name)
+  if p[1] > 0 and less(p[2], keep) then keep = p[2] end
+  if minid == nil or less(keep, minid) then minid = keep end
+end
+if minid == nil then return 0 end
+if ARGV[1] ~= '0' and less(ARGV[1], minid) then minid = ARGV[1] end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+`)
