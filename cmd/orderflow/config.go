@@ -34,6 +34,13 @@ type config struct {
 	BlockProfile  int
 	ReviewSplit   int
 	StuckAfter    time.Duration
+
+	// The risk engine of serve.
+	ChallengerSplit int
+	OutboxRetention time.Duration
+	PruneInterval   time.Duration
+	RiskConcurrency int
+	CallbackTimeout time.Duration
 }
 
 func newFlagSet(name string, c *config) *flag.FlagSet {
@@ -54,6 +61,12 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", 2*time.Second, "how often the sweeper applies what was left unapplied")
 	fs.IntVar(&c.MutexProfile, "mutex-profile-fraction", 0, "runtime.SetMutexProfileFraction (0: off)")
 	fs.IntVar(&c.BlockProfile, "block-profile-rate", 0, "runtime.SetBlockProfileRate in ns (0: off)")
+	fs.IntVar(&c.ChallengerSplit, "challenger-split", 0, "serve: routing buckets (of 10000) scored by the challenger v3; 0 sends everyone to v2.1")
+	fs.DurationVar(&c.StuckAfter, "stuck-after", 10*time.Minute, "orders pending_review or in_review longer than this are stuck (/admin/stuck, gauge)")
+	fs.DurationVar(&c.OutboxRetention, "outbox-retention", time.Hour, "serve: outbox rows acknowledged by every group are pruned after this")
+	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Minute, "serve: how often acknowledged outbox rows are pruned")
+	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", 16, "serve: order.created events the risk engine handles at once")
+	fs.DurationVar(&c.CallbackTimeout, "callback-timeout", 800*time.Millisecond, "serve: deadline of one callback attempt (the service-call budget)")
 	return fs
 }
 

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/orderflow/orderflow/loadgen"
 )
 
 func main() {
@@ -32,7 +34,10 @@ const usage = `orderflow: an order service with an asynchronous risk-control pip
 Usage:
   orderflow serve   [flags]   order service + risk engine in one process (embedded)
   orderflow order   [flags]   the order service alone
+  orderflow loadgen [flags]   synthetic traffic with ground-truth labels; progress and a summary
   orderflow lab     [--quick] [--json|--markdown] [name|--all]   runtime experiments
+  orderflow deadletters list|redrive <id> [--admin-addr host:port]
+                              what the risk engine gave up on, and sending it again
   orderflow migrate [flags]   apply the embedded schema migrations and exit
   orderflow version           print the version
 
@@ -54,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServer(ctx, modeOrder, rest, getenv, stdout)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout)
+	case "loadgen":
+		return loadgen.Main(ctx, rest, stdout)
+	case "deadletters":
+		return runDeadLetters(ctx, rest, getenv, stdout)
 	case "lab":
 		return runLab(ctx, rest, stdout)
 	case "version", "--version", "-version":

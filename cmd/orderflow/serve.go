@@ -14,9 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/chaos"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/order"
+	"github.com/orderflow/orderflow/risk/engine"
 	"github.com/orderflow/orderflow/store/sqlite"
 	"github.com/orderflow/orderflow/telemetry"
 	"github.com/orderflow/orderflow/workerpool"
@@ -62,26 +66,59 @@ func runServer(ctx context.Context, m mode, args []string, getenv func(string) s
 	if err != nil {
 		return fmt.Errorf("store %s unusable: %w", c.Store, err)
 	}
-	a := &app{cfg: c, log: log, store: st, secrets: secrets}
-	return a.run(ctx)
+	tp, stopTracing, err := setupTracing(ctx, getenv, version())
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	// Global, because httpapi's otelhttp handler uses the global provider.
+	otel.SetTracerProvider(tp)
+	a := &app{cfg: c, mode: m, log: log, store: st, secrets: secrets}
+	err = a.run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if terr := stopTracing(sctx); terr != nil {
+		log.Warn("flush traces", "err", terr)
+	}
+	return err
 }
 
 // app is one running server process and everything it owns.
 type app struct {
 	cfg     config
+	mode    mode // modeServe adds the risk engine; zero is the order service alone
 	log     *slog.Logger
 	store   *sqlite.Store
 	secrets [][]byte
 	metrics *telemetry.Metrics
 	pool    *workerpool.Pool
 	orders  *order.Service
+	chaos   *chaos.Injector
+	risk    *riskParts // serve only
+
+	engineMetrics *engine.Metrics
 	// onListen, when set, learns each listener's address (tests).
 	onListen func(name, addr string)
+	// wrapConsumer and wrapCallbackTransport let tests put faults between
+	// the bus and the engine, and between the callback client and the
+	// network.
+	wrapConsumer          func(orderflow.Consumer) orderflow.Consumer
+	wrapCallbackTransport func(http.RoundTripper) http.RoundTripper
+	// breakerDryRun keeps the callback breaker from rejecting (a test
+	// whose faults are meant for the retry path, not the breaker).
+	breakerDryRun bool
 }
 
 func (a *app) run(ctx context.Context) error {
 	a.metrics = telemetry.New()
 	telemetry.InstallPropagator()
+	a.chaos = chaos.New(chaos.Config{Logger: a.log, WriteError: func(w http.ResponseWriter, _ *http.Request, status int) {
+		httpapi.WriteError(w, chaosError(status))
+	}})
+	defer a.chaos.Close()
+	if err := a.metrics.Registry.Register(a.chaos.Collector()); err != nil {
+		return a.abort(fmt.Errorf("metrics: %w", err))
+	}
 	a.pool = workerpool.New(workerpool.Config{
 		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize,
 		OnWait: a.metrics.PoolWaitObserver("apply"),
@@ -89,26 +126,8 @@ func (a *app) run(ctx context.Context) error {
 	if err := a.metrics.RegisterPool("apply", a.pool); err != nil {
 		return a.abort(fmt.Errorf("metrics: %w", err))
 	}
-	svc, err := order.New(order.Config{
-		Store: a.store, Pool: a.pool, Logger: a.log, SweepInterval: a.cfg.SweepInterval,
-	})
-	if err != nil {
-		return a.abort(err)
-	}
-	a.orders = svc
-	tokens := splitList(a.cfg.APIToken)
-	if len(tokens) == 0 {
-		a.log.Warn("no --api-token: /v1/orders is open to any client")
-	}
-	public := httpapi.NewPublic(httpapi.PublicConfig{
-		Service: svc, CallbackSecrets: a.secrets, APITokens: tokens,
-		Ready:   map[string]orderflow.Pinger{"store": a.store},
-		Metrics: a.metrics, Logger: a.log,
-	})
-	admin := httpapi.NewAdmin(httpapi.AdminConfig{
-		Metrics: a.metrics, Logger: a.log,
-		MutexProfileFraction: a.cfg.MutexProfile, BlockProfileRate: a.cfg.BlockProfile,
-	})
+	// Listen first: the risk engine's callback client needs the public
+	// listener's real address (port 0 in tests) before anything is served.
 	pubLn, err := a.listen(ctx, "public", a.cfg.Addr)
 	if err != nil {
 		return a.abort(err)
@@ -118,10 +137,68 @@ func (a *app) run(ctx context.Context) error {
 		pubLn.Close()
 		return a.abort(err)
 	}
+	closeLns := func(err error) error {
+		pubLn.Close()
+		admLn.Close()
+		return a.abort(err)
+	}
+	var notify func()
+	if a.mode == modeServe {
+		if a.risk, err = a.buildRisk(pubLn.Addr().String()); err != nil {
+			return closeLns(err)
+		}
+		notify = a.risk.bus.Notify
+	}
+	svc, err := order.New(order.Config{
+		Store: newWiredStore(a.store, notify, a.tracerProvider()), Pool: a.pool, Logger: a.log,
+		SweepInterval: a.cfg.SweepInterval,
+	})
+	if err != nil {
+		return closeLns(err)
+	}
+	a.orders = svc
+	tokens := splitList(a.cfg.APIToken)
+	if len(tokens) == 0 {
+		a.log.Warn("no --api-token: /v1/orders is open to any client")
+	}
+	publicExtra, adminExtra, err := a.extraRoutes()
+	if err != nil {
+		return closeLns(err)
+	}
+	public := httpapi.NewPublic(httpapi.PublicConfig{
+		Service: svc, CallbackSecrets: a.secrets, APITokens: tokens,
+		Ready:   map[string]orderflow.Pinger{"store": a.store},
+		Metrics: a.metrics, Logger: a.log, Extra: publicExtra,
+	})
+	admin := httpapi.NewAdmin(httpapi.AdminConfig{
+		Metrics: a.metrics, Logger: a.log, Extra: adminExtra,
+		MutexProfileFraction: a.cfg.MutexProfile, BlockProfileRate: a.cfg.BlockProfile,
+	})
+	// httpapi makes the server span (otelhttp, global provider); chaos sits
+	// inside it, so an injected fault shows in the trace.
+	public = a.chaos.Middleware(public)
+	var tasks []func(context.Context)
+	if a.risk != nil {
+		tasks = a.riskTasks(a.risk)
+	}
 	return a.serve(ctx, []*listener{
 		{name: "public", ln: pubLn, srv: newHTTPServer(public, a.log)},
 		{name: "admin", ln: admLn, srv: newHTTPServer(admin, a.log)},
-	})
+	}, tasks)
+}
+
+// chaosError is what an injected fault answers in the API's error shape.
+func chaosError(status int) error {
+	code := orderflow.EInternal
+	switch status {
+	case http.StatusTooManyRequests:
+		code = orderflow.EResourceExhausted
+	case http.StatusServiceUnavailable:
+		code = orderflow.EUnavailable
+	case http.StatusGatewayTimeout:
+		code = orderflow.EDeadlineExceeded
+	}
+	return orderflow.Errorf(code, "injected fault (chaos)")
 }
 
 type listener struct {
@@ -130,9 +207,11 @@ type listener struct {
 	srv  *http.Server
 }
 
-// serve runs the listeners and the sweeper until ctx ends or a listener
-// fails, then shuts everything down in order.
-func (a *app) serve(ctx context.Context, lns []*listener) error {
+// serve runs the listeners, the sweeper and tasks until ctx ends or a
+// listener fails, then shuts everything down in order: the tasks first (the
+// risk engine finishes the callbacks it is sending, through the listeners
+// still open), then the listeners, the apply pool and the store.
+func (a *app) serve(ctx context.Context, lns []*listener, tasks []func(context.Context)) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -153,11 +232,21 @@ func (a *app) serve(ctx context.Context, lns []*listener) error {
 		defer wg.Done()
 		_ = a.orders.Run(sweepCtx)
 	}()
+	taskCtx, stopTasks := context.WithCancel(context.Background())
+	var tasksWG sync.WaitGroup
+	for _, task := range tasks {
+		tasksWG.Go(func() { task(taskCtx) })
+	}
 	<-runCtx.Done()
 	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 
 	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer scancel()
+	stopTasks()
+	tasksWG.Wait()
+	if a.risk != nil {
+		a.risk.client.CloseIdleConnections()
+	}
 	var errs []error
 	for _, l := range lns {
 		if err := l.srv.Shutdown(sctx); err != nil {
