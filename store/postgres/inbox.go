@@ -75,44 +75,28 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 	var n int
 	err := s.inTx(ctx, readWrite, "apply callbacks", func(tx pgx.Tx) error {
 		n = 0
-		// Nothing to apply is the common case for the sweeper and for
-		// repeats: find it out without taking a lock.
-		var pending bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE order_id = $1 AND outcome IS NULL)`,
-			orderID).Scan(&pending); err != nil {
+		// Lock the order only when it has something to apply: nothing to
+		// apply is the common case for the sweeper and for repeats, and a
+		// lock would cost them a transaction id and a WAL flush.
+		o, err := scanOrder(tx.QueryRow(ctx, qLockOrderWithWork, orderID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = loadOrder(ctx, tx, orderID, false) // not_found, or nothing to do
 			return err
 		}
-		o, err := loadOrder(ctx, tx, orderID, pending)
-		if err != nil || !pending {
+		if err != nil {
 			return err
 		}
 		// Read under the lock: in READ COMMITTED every statement sees what
-		// committed before it started, the previous holder's work included.
+		// committed before it started, the previous holder's work included
+		// (so this may find nothing left).
 		entries, err := inboxOf(ctx, tx, orderID, true)
 		if err != nil || len(entries) == 0 {
 			return err
 		}
 		now := s.Now().UTC()
 		next, settled, changes := orderflow.ApplyInbox(*o, entries, now)
-		for _, e := range settled {
-			tag, err := tx.Exec(ctx, `UPDATE inbox SET outcome = $1, applied_at = $2 WHERE seq = $3 AND outcome IS NULL`,
-				string(e.Outcome), nanos(e.AppliedAt), e.Seq)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return orderflow.Errorf(orderflow.EConflict, "callback %d of order %s was settled concurrently; retry", e.Seq, orderID)
-			}
-		}
-		if len(changes) > 0 {
-			if err := updateOrder(ctx, tx, &next, o.Version); err != nil {
-				return err
-			}
-			for _, c := range changes {
-				if err := insertTransition(ctx, tx, orderID, c, string(c.Cause)); err != nil {
-					return err
-				}
-			}
+		if err := writeApplied(ctx, tx, o.Version, &next, settled, changes); err != nil {
+			return err
 		}
 		n = len(settled)
 		return nil
@@ -121,6 +105,57 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 		return 0, err
 	}
 	return n, nil
+}
+
+// qLockOrderWithWork locks and returns the order when it has unapplied inbox
+// entries, and returns no row otherwise (an unknown order included). After
+// waiting for another applier's lock, PostgreSQL re-checks the WHERE against
+// the order row's new version, but the EXISTS still reads the inbox as of the
+// statement's start, so it may lock an order whose work is gone; the inbox
+// read that follows is a new statement and sees what that applier settled.
+const qLockOrderWithWork = `SELECT ` + orderCols + ` FROM orders
+	WHERE id = $1 AND EXISTS (SELECT 1 FROM inbox WHERE order_id = $1 AND outcome IS NULL)
+	FOR UPDATE`
+
+// writeApplied writes what ApplyInbox decided (settled entries, the order's
+// new state guarded by its version prev, its transitions) as one pipelined
+// batch: one round trip instead of one per statement.
+func writeApplied(ctx context.Context, tx pgx.Tx, prev int64, next *orderflow.Order, settled []orderflow.InboxEntry, changes []orderflow.Change) error {
+	b := &pgx.Batch{}
+	for _, e := range settled {
+		b.Queue(`UPDATE inbox SET outcome = $1, applied_at = $2 WHERE seq = $3 AND outcome IS NULL`,
+			string(e.Outcome), nanos(e.AppliedAt), e.Seq)
+	}
+	if len(changes) > 0 {
+		rd, rs, rm, ra := riskArgs(next.Risk)
+		b.Queue(qUpdateOrder, string(next.Status), next.Version, rd, rs, rm, ra, nanos(next.UpdatedAt), next.ID, prev)
+		for _, c := range changes {
+			b.Queue(qInsertTransition, next.ID, string(c.From), string(c.To), string(c.Cause), c.Version, nanos(c.At))
+		}
+	}
+	br := tx.SendBatch(ctx, b)
+	for _, e := range settled {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			br.Close()
+			return orderflow.Errorf(orderflow.EConflict, "callback %d of order %s was settled concurrently; retry", e.Seq, next.ID)
+		}
+	}
+	if len(changes) > 0 {
+		tag, err := br.Exec()
+		if err == nil && tag.RowsAffected() == 0 {
+			err = orderflow.Errorf(orderflow.EConflict, "order %s changed concurrently (version %d); retry", next.ID, prev)
+		}
+		if err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }
 
 // UnappliedOrders returns up to limit ids of orders with unapplied inbox

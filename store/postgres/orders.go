@@ -302,13 +302,19 @@ func (s *Store) Transition(ctx context.Context, id string, a orderflow.Action) (
 	return out, nil
 }
 
+// Statements shared by the single-statement and the batched write paths.
+const (
+	qUpdateOrder = `UPDATE orders SET status = $1, version = $2, risk_decision = $3, risk_score = $4,
+		risk_model_version = $5, risk_decided_at = $6, updated_at = $7 WHERE id = $8 AND version = $9`
+	qInsertTransition = `INSERT INTO transitions (order_id, from_status, to_status, cause, version, at)
+		VALUES ($1, $2, $3, $4, $5, $6)`
+)
+
 // updateOrder writes o's mutable columns if the stored version is still
 // prev; otherwise someone else changed the order and the caller must retry.
 func updateOrder(ctx context.Context, tx pgx.Tx, o *orderflow.Order, prev int64) error {
 	rd, rs, rm, ra := riskArgs(o.Risk)
-	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $1, version = $2, risk_decision = $3, risk_score = $4,
-		risk_model_version = $5, risk_decided_at = $6, updated_at = $7 WHERE id = $8 AND version = $9`,
-		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.UpdatedAt), o.ID, prev)
+	tag, err := tx.Exec(ctx, qUpdateOrder, string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.UpdatedAt), o.ID, prev)
 	if err != nil {
 		return err
 	}
@@ -319,8 +325,7 @@ func updateOrder(ctx context.Context, tx pgx.Tx, o *orderflow.Order, prev int64)
 }
 
 func insertTransition(ctx context.Context, tx pgx.Tx, orderID string, c orderflow.Change, cause string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO transitions (order_id, from_status, to_status, cause, version, at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, orderID, string(c.From), string(c.To), cause, c.Version, nanos(c.At))
+	_, err := tx.Exec(ctx, qInsertTransition, orderID, string(c.From), string(c.To), cause, c.Version, nanos(c.At))
 	return err
 }
 
