@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/lock/locktest"
 )
 
 // BenchmarkAcquireRelease is one uncontended cycle with a fencing token: two
@@ -14,7 +16,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	rdb := mustClient(b, "tcp", redisAddr())
 	l := mustLocker(b, rdb, "orderflow:bench:")
 	ctx := context.Background()
-	key := "bench-" + time.Now().Format(time.RFC3339Nano)
+	key := locktest.Key(b)
 	for b.Loop() {
 		le, err := l.Acquire(ctx, key, 10*time.Second)
 		if err != nil {

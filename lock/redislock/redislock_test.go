@@ -57,9 +57,23 @@ func newLocker(t *testing.T) orderflow.Locker {
 
 func TestLocker(t *testing.T) { locktest.Run(t, newLocker) }
 
-// mustLocker returns a Locker that is closed when the test ends.
+// mustLocker returns a Locker that is closed when the test ends. The token
+// keys the test's locks left in Redis are deleted then too: they never expire
+// (by design), and the shared Redis should not collect them. Only those: a
+// helper process of RunFrozenHolder runs the same test while the parent holds.
 func mustLocker(t testing.TB, rdb *redis.Client, prefix string) *redislock.Locker {
 	l := redislock.New(rdb, prefix)
-	t.Cleanup(func() { _ = l.Close() })
+	if prefix == "" {
+		prefix = redislock.DefaultPrefix
+	}
+	t.Cleanup(func() {
+		_ = l.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, prefix+"{locktest/"+t.Name()+"*}:token", 100).Iterator()
+		for iter.Next(ctx) {
+			_ = rdb.Del(ctx, iter.Val()).Err()
+		}
+	})
 	return l
 }
