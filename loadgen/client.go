@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -22,6 +23,8 @@ const (
 	maxRetryAfter     = 30 * time.Second
 	maxBodyRead       = 1 << 20
 	conflictBackoff   = 100 * time.Millisecond
+	backoffBase       = 50 * time.Millisecond
+	backoffCap        = time.Second
 )
 
 // client speaks the order API. All requests share one back-off gate: a 429
@@ -74,7 +77,12 @@ func (c *client) do(ctx context.Context, op, method, path string, body []byte, i
 		case a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable:
 			c.pause(retryAfter)
 		case a.status == http.StatusGatewayTimeout || a.status == 0:
-			// The outcome is unknown: the same bytes again are safe.
+			// The outcome is unknown: the same bytes again are safe,
+			// after a full-jitter backoff so that a server that is down
+			// is not hammered by every sender at once.
+			if !pause(ctx, nil, backoff(attempt)) {
+				return last, ctx.Err()
+			}
 		case a.status == http.StatusConflict && attempt > 0 && idemKey != "":
 			// Our earlier attempt under this key may still be in flight
 			// on the server (API.md: 409 until it ends); its answer will
@@ -87,6 +95,12 @@ func (c *client) do(ctx context.Context, op, method, path string, body []byte, i
 		}
 	}
 	return last, nil
+}
+
+// backoff is a full-jitter delay before retry attempt+1: uniform in
+// [0, min(backoffBase·2^attempt, backoffCap)).
+func backoff(attempt int) time.Duration {
+	return rand.N(min(backoffBase<<attempt, backoffCap))
 }
 
 func (c *client) once(ctx context.Context, method, path string, body []byte, idemKey string) (answer, time.Duration, error) {
@@ -192,3 +206,6 @@ func (c *client) postJSON(ctx context.Context, op, path string, v any, idemKey s
 }
 
 var errNoOrder = errors.New("loadgen: answer holds no order")
+
+// codeBadAnswer counts 2xx answers whose body is not what API.md promises.
+const codeBadAnswer = "bad_answer"

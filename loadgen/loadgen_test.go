@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -315,5 +317,52 @@ func TestLabelsAccountedWhenDrainEnds(t *testing.T) {
 	l := s.Labels
 	if l.Sent != 0 || l.Pending+l.Failed+l.Skipped+l.Sent != s.Decided+s.Unwatched {
 		t.Errorf("labels %+v for %d decided: want all pending", l, s.Decided)
+	}
+}
+
+func TestRunCountsTransportAndBadAnswers(t *testing.T) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer bad.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close() // nothing listens there any more
+
+	for _, tc := range []struct {
+		name, url, code string
+		perCreate       int64
+	}{
+		{"Transport", downURL, "transport", 5}, // retried: the outcome is unknown
+		{"BadAnswer", bad.URL, "bad_answer", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := quick(tc.url, 3)
+			cfg.AdversaryTries = 1
+			s, err := loadgen.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Failed != s.Sent || s.Created != 0 || s.Errors["create"][tc.code] != tc.perCreate*s.Sent {
+				t.Errorf("failed %d, created %d, errors %v for %d sent: want every create failed, %d %s each",
+					s.Failed, s.Created, s.Errors, s.Sent, tc.perCreate, tc.code)
+			}
+		})
+	}
+}
+
+func TestRunProgressOnTerminal(t *testing.T) {
+	f := newFakeAPI(t, nil)
+	var out bytes.Buffer
+	cfg := quick(f.URL, 40)
+	cfg.Rate = 100
+	cfg.Progress, cfg.TTY, cfg.ProgressEvery = &out, true, 20*time.Millisecond
+	if _, err := loadgen.Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	if strings.Count(text, "\r") < 2 || strings.Count(text, "\n") != 1 || !strings.HasSuffix(text, "\n") {
+		t.Errorf("on a terminal: want lines rewritten with \\r and one final newline, got %q", text)
 	}
 }

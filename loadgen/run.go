@@ -292,6 +292,9 @@ func (r *runner) create(ctx context.Context, o synth.Order, adv *advState) {
 		if err = json.Unmarshal(a.body, &got); err == nil && got.ID == "" {
 			err = errNoOrder
 		}
+		if err != nil {
+			r.col.errorf("create", codeBadAnswer)
+		}
 	}
 	ok := err == nil && a.ok()
 	r.col.createDone(ok, time.Since(t0))
@@ -326,10 +329,14 @@ func (r *runner) poll(ctx context.Context) {
 		r.col.polls.Add(1)
 		a, err := r.c.do(ctx, "poll", http.MethodGet, "/v1/orders/"+w.id, nil, "")
 		var o orderflow.Order
-		if err == nil && a.ok() && json.Unmarshal(a.body, &o) == nil && decided(&o) {
-			r.decided(ctx, w, &o, time.Now())
-			r.watch.done()
-			continue
+		if err == nil && a.ok() {
+			if json.Unmarshal(a.body, &o) != nil {
+				r.col.errorf("poll", codeBadAnswer)
+			} else if decided(&o) {
+				r.decided(ctx, w, &o, time.Now())
+				r.watch.done()
+				continue
+			}
 		}
 		now := time.Now()
 		w.next = now.Add(pollInterval(now.Sub(w.created)))

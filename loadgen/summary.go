@@ -57,8 +57,9 @@ type Summary struct {
 	// Outcomes counts decided orders by the status they were first seen in.
 	Outcomes map[string]int64 `json:"outcomes"`
 	// Errors counts non-2xx answers and transport failures by error.code
-	// ("transport" when no answer came), per operation: create, poll, label.
-	// Answers that were retried count too.
+	// ("transport" when no answer came, "http_<status>" for a body without
+	// a code, "bad_answer" for a 2xx whose body is not an order), per
+	// operation: create, poll, label. Answers that were retried count too.
 	Errors map[string]map[string]int64 `json:"errors"`
 	// Retries counts requests sent again after 429/503 (Retry-After), 504 or
 	// a dropped connection.

@@ -16,7 +16,11 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/loadgen"
+	"go.uber.org/goleak"
 )
+
+// Main starts pollers, labelers and senders; all must be gone when it returns.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestLoadgen(t *testing.T) {
 	args, ok := os.LookupEnv("LOADGEN_ARGS")
