@@ -38,8 +38,10 @@ func PostgresURL() string {
 // store that is written under a lock must do, in the smallest form that shows
 // it (docs/locks.md).
 type Fence struct {
-	mu   sync.Mutex // a pgx.Conn serves one query at a time
-	conn *pgx.Conn
+	mu      sync.Mutex // a pgx.Conn serves one query at a time
+	conn    *pgx.Conn
+	written map[string]bool // rows to delete when the test ends
+	keep    bool            // the frozen helper leaves the rows to its parent
 }
 
 const fenceDDL = `CREATE TABLE IF NOT EXISTS locktest_fenced (
@@ -58,7 +60,19 @@ func OpenFence(tb testing.TB) *Fence {
 	if err != nil {
 		Unreachable(tb, "PostgreSQL", err)
 	}
-	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
+	f := &Fence{conn: conn, written: make(map[string]bool)}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for key := range f.written {
+			if !f.keep {
+				_, _ = conn.Exec(ctx, `DELETE FROM locktest_fenced WHERE key = $1`, key)
+			}
+		}
+		_ = conn.Close(ctx)
+	})
 	// Several test binaries create the table at once; CREATE TABLE IF NOT
 	// EXISTS is not safe against that in PostgreSQL, an advisory lock is.
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -71,7 +85,7 @@ func OpenFence(tb testing.TB) *Fence {
 	if err != nil {
 		tb.Fatalf("creating the fenced table: %v", err)
 	}
-	return &Fence{conn: conn}
+	return f
 }
 
 // Write stores value under key if token is larger than the token of the last
@@ -83,6 +97,7 @@ func (f *Fence) Write(ctx context.Context, key string, token uint64, value strin
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.written[key] = true
 	tag, err := f.conn.Exec(ctx, `
 		INSERT INTO locktest_fenced (key, token, value) VALUES ($1, $2, $3)
 		ON CONFLICT (key) DO UPDATE SET token = EXCLUDED.token, value = EXCLUDED.value

@@ -115,6 +115,7 @@ func RunFrozenHolder(t *testing.T, newLocker func(t *testing.T) orderflow.Locker
 // "LOCKTEST " on stdout.
 func frozenHelper(t *testing.T, l orderflow.Locker, key string) {
 	fence := OpenFence(t)
+	fence.keep = true // the parent still reads the row after we exit
 	ctx := ctxFor(t, time.Minute)
 	le, err := l.Acquire(ctx, key, FrozenTTL)
 	if err != nil {
