@@ -258,3 +258,18 @@ func TestStoreClosedUnderConsume(t *testing.T) {
 		t.Errorf("Consume = %v, want the unavailable store's error", err)
 	}
 }
+
+// A Consume whose context ended before it started returns nil at once, as
+// one that ran and was stopped does.
+func TestConsumeWithEndedContext(t *testing.T) {
+	st := MustOpen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := sqlbus.New(st, testConfig()).Consume(ctx, "risk", func(context.Context, orderflow.Delivery) error {
+		t.Error("handler called under an ended context")
+		return nil
+	})
+	if err != nil {
+		t.Errorf("Consume = %v, want nil", err)
+	}
+}

@@ -153,6 +153,9 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 	}
 	g, err := b.join(ctx, group)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // ended before it began: nothing was delivered
+		}
 		return err
 	}
 	// Handlers run under a context that outlives ctx by the grace period, so

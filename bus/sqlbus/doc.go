@@ -42,6 +42,11 @@
 // and the attempts) and acknowledged, in one write. A handler that panics
 // fails that delivery; the panic does not escape.
 //
+// The crash-loop guard cannot tell the event that crashed the process from
+// the others in flight at that moment: each of those is counted too. An
+// event that sits next to a poison event through MaxDeliveries crashes is
+// dead-lettered with it (the reason names a crash loop) and can be redriven.
+//
 // Redrive moves a dead letter to bus_redrive, from where only its own group
 // receives it again, with Attempt starting at 1. A redriven event is not
 // ordered against later events of its order: those went ahead when it was
