@@ -177,7 +177,7 @@ func TestRunRetriesUnknownOutcome(t *testing.T) {
 func TestMainJSONShape(t *testing.T) {
 	f := newFakeAPI(t, nil)
 	var out bytes.Buffer
-	args := []string{"--url", f.URL, "--rate", "2000", "--orders", "40", "--seed", "4", "--label-delay", "1ms", "--json"}
+	args := []string{"--url", f.URL, "--rate", "2000", "--orders", "40", "--seed", "4", "--label-delay", "1ms", "--adversary-tries", "2", "--json"}
 	if err := loadgen.Main(context.Background(), args, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestMainProgressAndText(t *testing.T) {
 	f := newFakeAPI(t, nil)
 	var out bytes.Buffer
 	// 100 orders at 200/s take half a second: several 50 ms progress lines.
-	args := []string{"--url", f.URL, "--rate", "200", "--orders", "100", "--seed", "4", "--label-delay", "1ms", "--progress-every", "50ms"}
+	args := []string{"--url", f.URL, "--rate", "200", "--orders", "100", "--seed", "4", "--label-delay", "1ms", "--progress-every", "50ms", "--adversary-tries", "2"}
 	if err := loadgen.Main(context.Background(), args, &out); err != nil {
 		t.Fatal(err)
 	}
