@@ -65,8 +65,10 @@
 // Consume returns only after every goroutine it started has stopped. When its
 // context ends it stops taking events, lets the handlers already running
 // finish (their context is cancelled only after Config.ShutdownGrace), writes
-// the acks, and returns. The poller and ack writer belong to the group and
-// are stopped by the last of its Consume calls to return.
+// the acks, and returns; a handler that ignores its context holds Consume
+// until it returns. The poller and ack writer belong to the group and are
+// stopped by the last of its Consume calls to return. A Delivery's Payload
+// and Headers are the bus's: a handler reads them and does not modify them.
 //
 // # Latency and retention
 //
