@@ -18,6 +18,7 @@ func (c *consumer) claimLoop(ctx context.Context) {
 			c.cfg.Logger.Warn("redisstream: recovering own pending entries failed", "group", c.group, "err", err)
 		}
 	}
+	close(c.recovered)
 	cursors := make([]string, len(c.b.streams))
 	t := time.NewTicker(c.cfg.ClaimInterval)
 	defer t.Stop()

@@ -53,9 +53,10 @@ type consumer struct {
 	h     orderflow.Handler
 	hctx  context.Context // handlers' context: outlives Consume's by the grace
 
-	ready chan *orderQueue // orders whose head entry may run now
-	acks  chan *entry      // entries to acknowledge
-	space chan struct{}    // a token whenever held entries were released
+	ready     chan *orderQueue // orders whose head entry may run now
+	recovered chan struct{}    // closed once own pending entries were taken back
+	acks      chan *entry      // entries to acknowledge
+	space     chan struct{}    // a token whenever held entries were released
 
 	mu        sync.Mutex
 	held      map[heldKey]*entry
@@ -94,13 +95,14 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 	bound := cfg.MaxInFlight + cfg.BatchSize*(cfg.Partitions+1)
 	c := &consumer{
 		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx,
-		ready:  make(chan *orderQueue, bound),
-		acks:   make(chan *entry, bound),
-		space:  make(chan struct{}, 1),
-		held:   map[heldKey]*entry{},
-		orders: map[string]*orderQueue{},
-		timers: map[*time.Timer]struct{}{},
-		recent: map[string]struct{}{}, recentOld: map[string]struct{}{},
+		ready:     make(chan *orderQueue, bound),
+		acks:      make(chan *entry, bound),
+		space:     make(chan struct{}, 1),
+		recovered: make(chan struct{}),
+		held:      map[heldKey]*entry{},
+		orders:    map[string]*orderQueue{},
+		timers:    map[*time.Timer]struct{}{},
+		recent:    map[string]struct{}{}, recentOld: map[string]struct{}{},
 	}
 
 	var readers, workers, tail sync.WaitGroup
@@ -151,6 +153,14 @@ func (c *consumer) readLoop(ctx context.Context) {
 	keys = append(keys, c.b.streams...)
 	for range c.b.streams {
 		keys = append(keys, ">")
+	}
+	// New entries wait until the entries left pending under this name
+	// were taken back: read first, they would be claimed again (and counted
+	// twice) by the recovery.
+	select {
+	case <-c.recovered:
+	case <-ctx.Done():
+		return
 	}
 	fails := 0
 	for ctx.Err() == nil {

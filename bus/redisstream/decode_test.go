@@ -1,0 +1,89 @@
+package redisstream
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow"
+	"github.com/redis/go-redis/v9"
+)
+
+// FuzzDecode feeds decode entries as they may come off the wire, damaged
+// or foreign: it must never panic, and what it accepts must survive an
+// encode/decode round trip.
+func FuzzDecode(f *testing.F) {
+	f.Add("1700000000000-0", "evt_1", "ord_1", "order.created", `{"a":1}`, "1700000000000000000", "traceparent", "00-ab-cd-01", "")
+	f.Add("1-1", "", "ord", "t", "", "x", "", "", "")
+	f.Add("bad", "evt", "ord", "", "\x00\xff", "-5", "h", "v", "risk")
+	f.Add("0-0", "evt", "", "t", "{}", "99999999999999999999", "", "", "")
+	f.Fuzz(func(t *testing.T, entryID, id, order, typ, payload, created, hk, hv, only string) {
+		vals := map[string]any{fID: id, fOrder: order, fType: typ, fPayload: payload, fCreated: created}
+		if hk != "" {
+			vals[fHeader+hk] = hv
+		}
+		if only != "" {
+			vals[fOnly] = only
+		}
+		e, gotOnly, err := decode(redis.XMessage{ID: entryID, Values: vals})
+		if err != nil {
+			return
+		}
+		// Redis returns every field as a string.
+		enc := fields(&e, gotOnly)
+		back := map[string]any{}
+		for i := 0; i < len(enc); i += 2 {
+			switch v := enc[i+1].(type) {
+			case []byte:
+				back[enc[i].(string)] = string(v)
+			default:
+				back[enc[i].(string)] = v
+			}
+		}
+		e2, only2, err := decode(redis.XMessage{ID: entryID, Values: back})
+		if err != nil || only2 != gotOnly || !sameEvent(e, e2) {
+			t.Fatalf("round trip: %+v %q → %+v %q, %v", e, gotOnly, e2, only2, err)
+		}
+	})
+}
+
+func sameEvent(a, b orderflow.Event) bool {
+	return a.ID == b.ID && a.Type == b.Type && a.OrderID == b.OrderID && string(a.Payload) == string(b.Payload) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.Seq == b.Seq && reflect.DeepEqual(a.Headers, b.Headers)
+}
+
+func TestDecodeFields(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		ev      orderflow.Event
+		only    string
+		wantSeq int64
+	}{
+		{"OutboxSeqKept", orderflow.Event{ID: "e", OrderID: "o", Seq: 42, CreatedAt: created}, "", 42},
+		{"SeqFromEntryID", orderflow.Event{ID: "e", OrderID: "o", CreatedAt: created}, "", 1700000000000*1_000_000 + 3},
+		{"HeadersAndOnly", orderflow.Event{ID: "e", OrderID: "o", CreatedAt: created,
+			Headers: map[string]string{"traceparent": "00-1-2-01", "tracestate": "x=y"}}, "risk", 1700000000000*1_000_000 + 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := fields(&tc.ev, tc.only)
+			vals := map[string]any{}
+			for i := 0; i < len(enc); i += 2 {
+				if b, ok := enc[i+1].([]byte); ok {
+					vals[enc[i].(string)] = string(b)
+				} else {
+					vals[enc[i].(string)] = enc[i+1]
+				}
+			}
+			got, only, err := decode(redis.XMessage{ID: "1700000000000-3", Values: vals})
+			want := tc.ev
+			want.Seq = tc.wantSeq
+			if want.Payload == nil {
+				want.Payload = []byte{}
+			}
+			if err != nil || only != tc.only || !sameEvent(got, want) {
+				t.Errorf("decode = %+v, %q, %v; want %+v, %q", got, only, err, want, tc.only)
+			}
+		})
+	}
+}
