@@ -33,7 +33,8 @@ const usage = `orderflow: an order service with an asynchronous risk-control pip
 
 Usage:
   orderflow serve   [flags]   order service + risk engine in one process (embedded)
-  orderflow order   [flags]   the order service alone
+  orderflow order   [flags]   the order service alone (--store postgres://… runs it distributed, with the outbox relay)
+  orderflow risk    [flags]   a risk engine replica (distributed: PostgreSQL, Redis Streams, --order-url a,b)
   orderflow loadgen [flags]   synthetic traffic with ground-truth labels; progress and a summary
   orderflow lab     [--quick] [--json|--markdown] [name|--all]   runtime experiments
   orderflow deadletters list|redrive <id> [--admin-addr host:port]
@@ -56,7 +57,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return runServer(ctx, modeServe, rest, getenv, stdout)
 	case "order":
+		if distributed(rest, getenv) {
+			return runOrderDist(ctx, rest, getenv, stdout)
+		}
 		return runServer(ctx, modeOrder, rest, getenv, stdout)
+	case "risk":
+		return runRiskDist(ctx, rest, getenv, stdout)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout)
 	case "loadgen":
