@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/risk/synth"
 )
 
 func TestSlotsDue(t *testing.T) {
@@ -123,6 +125,34 @@ func TestPollInterval(t *testing.T) {
 	} {
 		if got := pollInterval(tc.age); got != tc.want {
 			t.Errorf("pollInterval(%v) = %v, want %v", tc.age, got, tc.want)
+		}
+	}
+}
+
+// TestAdversaryKeepsStreamRegion: the interactive adversary replaces the
+// stream's adversarial user with the same user, amount, region and
+// currency, and the stream's scripted retries are skipped.
+func TestAdversaryKeepsStreamRegion(t *testing.T) {
+	const seed = 4 // its first order opens an adversarial episode
+	stream := synth.Generate(synth.Config{Seed: seed, UserPrefix: "u"}, 200)
+	first := stream[0]
+	if first.Pattern != synth.Adversarial {
+		t.Fatalf("seed %d opens with %s; the test needs an adversary first", seed, first.Pattern)
+	}
+	r := newRunner(Config{Seed: seed, UserPrefix: "u"})
+	o, adv := r.next()
+	if adv == nil || o.UserID != first.UserID || o.AmountMinor != first.AmountMinor ||
+		o.Region != first.Region || o.Currency != first.Currency {
+		t.Fatalf("first order %s %d %s %s (adversary %v), want the stream's %s %d %s %s",
+			o.UserID, o.AmountMinor, o.Region, o.Currency, adv != nil, first.UserID, first.AmountMinor, first.Region, first.Currency)
+	}
+	retry := adv.attempt(r.col)
+	if retry.Region != first.Region || retry.AmountMinor >= first.AmountMinor {
+		t.Errorf("retry %s %d, want %s and cheaper than %d", retry.Region, retry.AmountMinor, first.Region, first.AmountMinor)
+	}
+	for range 150 {
+		if o, _ := r.next(); o.UserID == first.UserID {
+			t.Fatalf("the stream's scripted retry %s of the adversary was sent", o.ID)
 		}
 	}
 }

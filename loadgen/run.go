@@ -157,7 +157,8 @@ func (r *runner) next() (synth.Order, *advState) {
 			continue
 		}
 		r.advSeen[o.UserID] = true
-		a := &advState{a: synth.NewAdversary(r.cfg.Seed^uint64(o.Seq), o.UserID, o.AmountMinor, o.CreatedAt)}
+		a := &advState{a: synth.NewAdversary(r.cfg.Seed^uint64(o.Seq), o.UserID, o.AmountMinor, o.CreatedAt),
+			region: o.Region, currency: o.Currency}
 		r.col.adversary(func(s *AdversarySummary) { s.Users++ })
 		return a.attempt(r.col), a
 	}
@@ -167,12 +168,19 @@ func (r *runner) next() (synth.Order, *advState) {
 type advState struct {
 	a     *synth.Adversary
 	tries int
+	// region and currency are the stream's for this user. synth.Adversary
+	// places every attempt in east-china in CNY, but the amount it starts
+	// from is in the stream user's currency; keeping both from the stream
+	// keeps the amount meaning what the generator drew.
+	region, currency string
 }
 
 func (a *advState) attempt(col *collector) synth.Order {
 	a.tries++
 	col.adversary(func(s *AdversarySummary) { s.Attempts++ })
-	return a.a.Attempt()
+	o := a.a.Attempt()
+	o.Region, o.Currency = a.region, a.currency
+	return o
 }
 
 // create posts o under an Idempotency-Key unique to this run and order, and
