@@ -45,7 +45,7 @@ start() {
     log "created database $db"
   fi
   for i in 0 1; do
-    start_one "order$i" order --store "$store" --bus "$redis_url" --lock "$lock_url" \
+    start_one "order$i" order --store "$store" --bus "$redis_url" --lock "$lock_url" --lock-prefix "orderflow-cluster/" \
       --addr "127.0.0.1:$((base + i))" --admin-addr "127.0.0.1:$((base + 100 + i))" --log-level warn
   done
   for i in 0 1; do

@@ -44,8 +44,10 @@ type lockBackend struct {
 
 func (l *lockBackend) Ping(ctx context.Context) error { return l.ping(ctx) }
 
-// openLock opens --lock: local, etcd://host:port[,host:port…] or redis://….
-func openLock(ctx context.Context, u string) (*lockBackend, error) {
+// openLock opens --lock: local, etcd://host:port[,host:port…] or redis://…;
+// prefix (empty: the backend's default) keeps deployments sharing one etcd
+// or Redis apart.
+func openLock(ctx context.Context, u, prefix string) (*lockBackend, error) {
 	switch {
 	case u == "local":
 		return &lockBackend{Locker: local.New(), ping: func(context.Context) error { return nil }, close: func() error { return nil }}, nil
@@ -61,7 +63,7 @@ func openLock(ctx context.Context, u string) (*lockBackend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", u, err)
 		}
-		l := etcdlock.New(cli, "")
+		l := etcdlock.New(cli, prefix)
 		return &lockBackend{
 			Locker: l,
 			ping: func(ctx context.Context) error {
@@ -79,7 +81,7 @@ func openLock(ctx context.Context, u string) (*lockBackend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad flag: -lock: %w", err)
 		}
-		l := redislock.New(rdb, "")
+		l := redislock.New(rdb, prefix)
 		return &lockBackend{
 			Locker: l,
 			ping:   func(ctx context.Context) error { return rdb.Ping(ctx).Err() },

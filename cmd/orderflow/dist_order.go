@@ -34,6 +34,7 @@ type distConfig struct {
 	ReconcileAfter time.Duration
 	RelayTTL       time.Duration
 	CounterPrefix  string
+	LockPrefix     string
 }
 
 func addDistFlags(fs *flag.FlagSet, d *distConfig) {
@@ -42,6 +43,7 @@ func addDistFlags(fs *flag.FlagSet, d *distConfig) {
 	fs.StringVar(&d.Consumer, "consumer", "", "risk: consumer name in the group, stable across restarts of one replica (default hostname-pid)")
 	fs.DurationVar(&d.ReconcileAfter, "reconcile-after", time.Minute, "order: an order undecided this long after its event was published gets the event published again")
 	fs.DurationVar(&d.RelayTTL, "relay-ttl", 10*time.Second, "order: TTL of the outbox relay lease")
+	fs.StringVar(&d.LockPrefix, "lock-prefix", "", "order: key prefix of the relay lock in etcd or Redis (one per deployment sharing them)")
 	fs.StringVar(&d.CounterPrefix, "counter-prefix", "", "risk: key prefix of the velocity counters in Redis (default orderflow:risk:)")
 }
 
@@ -103,7 +105,7 @@ func runOrderDist(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("bad flag: -bus: %w", err)
 	}
 	defer rdb.Close()
-	lk, err := openLock(ctx, c.Lock)
+	lk, err := openLock(ctx, c.Lock, d.LockPrefix)
 	if err != nil {
 		return err
 	}
