@@ -153,14 +153,18 @@ func (c *collector) progress() progress {
 	return p
 }
 
-// summary builds the Summary; sending and total are the lengths of the
-// sending phase and of the whole run.
-func (c *collector) summary(sending, total time.Duration, undecided, labelsPending int64) *Summary {
+// phases are the run's lengths, each from its start: until the pacer
+// stopped, until the last create answered, until the drain ended.
+type phases struct{ paced, sending, total time.Duration }
+
+// summary builds the Summary.
+func (c *collector) summary(p phases, undecided, labelsPending int64) *Summary {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &Summary{
-		Seconds:      sending.Seconds(),
-		DrainSeconds: (total - sending).Seconds(),
+		PacedSeconds: p.paced.Seconds(),
+		Seconds:      p.sending.Seconds(),
+		DrainSeconds: (p.total - p.sending).Seconds(),
 		Offered:      c.offered.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(),
 		Created: c.created, Failed: c.failed,
 		Decided: c.decided, Undecided: undecided, Unwatched: c.unwatched,
@@ -174,12 +178,14 @@ func (c *collector) summary(sending, total time.Duration, undecided, labelsPendi
 		Labels:          c.labels,
 		Adversaries:     c.adversaries,
 	}
-	if sending > 0 {
-		s.OfferedRate = float64(s.Offered) / sending.Seconds()
-		s.AchievedRate = float64(s.Created) / sending.Seconds()
+	if p.paced > 0 {
+		s.OfferedRate = float64(s.Offered) / p.paced.Seconds()
 	}
-	if total > 0 {
-		s.DecidedRate = float64(s.Decided) / total.Seconds()
+	if p.sending > 0 {
+		s.AchievedRate = float64(s.Created) / p.sending.Seconds()
+	}
+	if p.total > 0 {
+		s.DecidedRate = float64(s.Decided) / p.total.Seconds()
 	}
 	for k, v := range c.outcomes {
 		s.Outcomes[k] = v

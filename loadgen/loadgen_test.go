@@ -186,7 +186,7 @@ func TestMainJSONShape(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
 	}
 	for _, k := range []string{
-		"seconds", "drain_seconds", "offered", "sent", "dropped_by_client", "created", "failed",
+		"paced_seconds", "seconds", "drain_seconds", "offered", "sent", "dropped_by_client", "created", "failed",
 		"offered_per_second", "achieved_per_second", "decided_per_second", "decided", "undecided",
 		"unwatched", "polls", "create_latency_ms", "decide_latency_ms", "observed_latency_ms",
 		"outcomes", "errors", "retries", "models", "labels", "adversaries",

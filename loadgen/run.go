@@ -78,6 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	start := time.Now()
 	var senders sync.WaitGroup
 	r.pace(ctx, start, &senders)
+	paced := time.Since(start)
 	senders.Wait()
 	sent := time.Since(start)
 	r.drain(ctx)
@@ -87,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Progress != nil && cfg.TTY {
 		fmt.Fprintln(cfg.Progress)
 	}
-	return r.col.summary(sent, total, int64(r.watch.active()), int64(r.labels.len())), nil
+	return r.col.summary(phases{paced, sent, total}, int64(r.watch.active()), int64(r.labels.len())), nil
 }
 
 // slotsDue is how many slots an open-loop pacer at rate has opened after

@@ -13,8 +13,10 @@ import (
 // the field names are stable, durations are in milliseconds, rates per
 // second, and a number that is undefined (an AUC without fraud) is null.
 type Summary struct {
-	// Seconds is the length of the sending phase; DrainSeconds the wait
-	// after it for the last decisions.
+	// PacedSeconds is how long the pacer opened slots; Seconds the
+	// sending phase, which also waits for the last creates to answer;
+	// DrainSeconds the wait after it for the last decisions and labels.
+	PacedSeconds float64 `json:"paced_seconds"`
 	Seconds      float64 `json:"seconds"`
 	DrainSeconds float64 `json:"drain_seconds"`
 
@@ -29,9 +31,9 @@ type Summary struct {
 	// orders that got no order back after retries.
 	Created int64 `json:"created"`
 	Failed  int64 `json:"failed"`
-	// OfferedRate is Offered per second of the sending phase; AchievedRate
-	// Created per second of it; DecidedRate Decided per second of the whole
-	// run, drain included.
+	// OfferedRate is Offered per second of pacing (the --rate that was
+	// kept); AchievedRate Created per second of the sending phase;
+	// DecidedRate Decided per second of the whole run, drain included.
 	OfferedRate  float64 `json:"offered_per_second"`
 	AchievedRate float64 `json:"achieved_per_second"`
 	DecidedRate  float64 `json:"decided_per_second"`
@@ -131,7 +133,7 @@ func latencyOf(h *histogram) Latency {
 // the counts they come from.
 func (s *Summary) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "duration   %.1fs sending + %.1fs draining\n", s.Seconds, s.DrainSeconds)
+	fmt.Fprintf(&b, "duration   %.1fs pacing, %.1fs until the last create answered, + %.1fs draining\n", s.PacedSeconds, s.Seconds, s.DrainSeconds)
 	fmt.Fprintf(&b, "offered    %d (%.1f/s)  sent %d  dropped by client %d\n", s.Offered, s.OfferedRate, s.Sent, s.Dropped)
 	fmt.Fprintf(&b, "created    %d (%.1f/s)  failed %d  retries %d\n", s.Created, s.AchievedRate, s.Failed, s.Retries)
 	fmt.Fprintf(&b, "decided    %d (%.1f/s)  undecided %d  unwatched %d  polls %d\n", s.Decided, s.DecidedRate, s.Undecided, s.Unwatched, s.Polls)
