@@ -49,9 +49,10 @@ type Server struct {
 	// Secret signs callbacks the server accepts.
 	Secret []byte
 
-	srv   *http.Server
-	pool  *workerpool.Pool
-	chaos *chaos.Injector
+	workers int
+	srv     *http.Server
+	pool    *workerpool.Pool
+	chaos   *chaos.Injector
 
 	stopSweep context.CancelFunc
 	wg        sync.WaitGroup
@@ -70,7 +71,9 @@ type Server struct {
 // serve's wiredStore, which in `order` mode only carries a span context
 // across the apply pool (a no-op with the default tracer provider), and
 // there is no admin listener.
-func StartServer(ctx context.Context, path string, log *slog.Logger) (*Server, error) {
+//
+// workers sizes the apply pool; 0 means serve's default (8).
+func StartServer(ctx context.Context, path string, workers int, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -78,8 +81,11 @@ func StartServer(ctx context.Context, path string, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Server{Store: st, Secret: []byte("httpload-secret-0123456789abcdef")}
-	if err := s.wire(ctx, log); err != nil {
+	if workers <= 0 {
+		workers = defaultWorkers
+	}
+	s := &Server{Store: st, Secret: []byte("httpload-secret-0123456789abcdef"), workers: workers}
+	if err := s.wire(ctx, workers, log); err != nil {
 		if s.pool != nil {
 			_ = s.pool.Close(ctx)
 		}
@@ -92,7 +98,7 @@ func StartServer(ctx context.Context, path string, log *slog.Logger) (*Server, e
 	return s, nil
 }
 
-func (s *Server) wire(ctx context.Context, log *slog.Logger) error {
+func (s *Server) wire(ctx context.Context, workers int, log *slog.Logger) error {
 	metrics := telemetry.New()
 	telemetry.InstallPropagator()
 	s.chaos = chaos.New(chaos.Config{Logger: log, WriteError: func(w http.ResponseWriter, _ *http.Request, status int) {
@@ -102,7 +108,7 @@ func (s *Server) wire(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	s.pool = workerpool.New(workerpool.Config{
-		Workers: defaultWorkers, QueueSize: defaultQueueSize,
+		Workers: workers, QueueSize: defaultQueueSize,
 		OnWait: metrics.PoolWaitObserver("apply"),
 	})
 	if err := metrics.RegisterPool("apply", s.pool); err != nil {

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the SQLite database (default: a temporary one)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each round of -profile to `prefix`.r<N>")
 	fs.StringVar(&cfg.ProfileWorkload, "profile", httpload.Callbacks, "workload to profile: bare_decode, callbacks or create")
+	fs.IntVar(&cfg.Workers, "workers", 0, "apply pool workers (0: serve's default, 8)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("q", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {
@@ -67,8 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func printText(w io.Writer, r *httpload.Report) error {
-	fmt.Fprintf(w, "conns %d, rounds %d, GOMAXPROCS %d, loadavg before %s after %s\n",
-		r.Conns, r.Rounds, r.GOMAXPROCS, r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(w, "conns %d, apply workers %d, rounds %d, GOMAXPROCS %d, loadavg before %s after %s\n",
+		r.Conns, r.Workers, r.Rounds, r.GOMAXPROCS, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\treq/s (median)\tmin\tmax\tp50 ms\tp99 ms\tcommits/req\trequests\tretries\terrors\t")
 	for _, s := range r.Summary {
