@@ -65,33 +65,33 @@ func (c *consumer) flush(batch []*entry) {
 
 // writeAcks runs the ack script once per partition of batch, pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	type part struct{ keys, marked, plain []string }
+	type part struct{ keys, marks, ids []string }
+	now := time.Now()
 	parts := map[int]*part{}
 	for _, e := range batch {
 		pt := parts[e.part]
 		if pt == nil {
-			pt = &part{keys: []string{c.b.streams[e.part]}}
+			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKeys(e.part, c.group, now)[0]}}
 			parts[e.part] = pt
 		}
 		if e.mark {
-			pt.keys = append(pt.keys, c.b.doneKey(e.part, c.group, e.ev.ID))
-			pt.marked = append(pt.marked, e.id)
-		} else {
-			pt.plain = append(pt.plain, e.id)
+			pt.marks = append(pt.marks, e.ev.ID)
 		}
+		pt.ids = append(pt.ids, e.id)
 	}
-	ttl := strconv.FormatInt(int64(c.cfg.DedupTTL/time.Second), 10)
+	// The bucket lives DedupTTL past the end of its window.
+	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any)) error {
 		pipe := c.b.rdb.Pipeline()
 		for _, pt := range parts {
-			args := make([]any, 0, 2+len(pt.marked)+len(pt.plain))
-			args = append(args, c.group, ttl)
-			for _, id := range pt.marked {
+			args := make([]any, 0, 3+len(pt.marks)+len(pt.ids))
+			args = append(args, c.group, ttl, len(pt.marks))
+			for _, id := range pt.marks {
 				args = append(args, id)
 			}
-			for _, id := range pt.plain {
+			for _, id := range pt.ids {
 				args = append(args, id)
 			}
 			eval(pipe, pt.keys, args)

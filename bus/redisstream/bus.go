@@ -184,9 +184,34 @@ func (b *Bus) Stream(p int) string { return b.streams[p] }
 // deadKey is partition p's dead-letter stream.
 func (b *Bus) deadKey(p int) string { return b.streams[p] + ":dead" }
 
-// doneKey marks event id handled by group; it shares partition p's hash tag.
-func (b *Bus) doneKey(p int, group, id string) string {
-	return b.streams[p] + ":done:" + group + ":" + id
+// doneBuckets is how many time buckets the done markers of a group are
+// spread over: a marker lives in the bucket of its ack's time, and a bucket
+// expires DedupTTL after its window ends, so a marker is kept between
+// DedupTTL and DedupTTL × (1 + 1/doneBuckets), and a check reads
+// doneBuckets+1 sets. Sets of ids (one SADD per batch) cost Redis a fraction
+// of one key with its own TTL per event.
+const doneBuckets = 4
+
+// bucketWidth is the time window of one done-marker bucket.
+func (b *Bus) bucketWidth() time.Duration {
+	return max(b.cfg.DedupTTL/doneBuckets, time.Second)
+}
+
+// doneKey is the set of event ids group handled in bucket i of partition
+// p; it shares the partition's hash tag.
+func (b *Bus) doneKey(p int, group string, i int64) string {
+	return b.streams[p] + ":done:" + group + ":" + strconv.FormatInt(i, 10)
+}
+
+// doneKeys returns the bucket sets a marker made now or within DedupTTL
+// may be in, newest first.
+func (b *Bus) doneKeys(p int, group string, now time.Time) []string {
+	cur := now.UnixNano() / int64(b.bucketWidth())
+	keys := make([]string, doneBuckets+1)
+	for i := range keys {
+		keys[i] = b.doneKey(p, group, cur-int64(i))
+	}
+	return keys
 }
 
 // Ping checks that Redis answers (readiness).

@@ -296,9 +296,10 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 	}
 }
 
-// doneMarked reports which entries' events carry the group's done marker,
-// with one MGET per partition in one pipeline. When Redis fails to answer
-// it reports none: handling twice is allowed, skipping is not.
+// doneMarked reports which entries' events the group already handled
+// (their id is in a done-marker bucket), with one script call per
+// partition in one pipeline. When Redis fails to answer it reports none:
+// handling twice is allowed, skipping is not.
 func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	done := make([]bool, len(es))
 	byPart := map[int][]int{}
@@ -310,22 +311,36 @@ func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	if len(byPart) == 0 {
 		return done
 	}
-	pipe := c.b.rdb.Pipeline()
-	cmds := map[int]*redis.SliceCmd{}
-	for p, idx := range byPart {
-		keys := make([]string, len(idx))
-		for j, i := range idx {
-			keys[j] = c.b.doneKey(p, c.group, es[i].ev.ID)
+	now := time.Now()
+	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd) (map[int]*redis.Cmd, error) {
+		pipe := c.b.rdb.Pipeline()
+		cmds := map[int]*redis.Cmd{}
+		for p, idx := range byPart {
+			args := make([]any, len(idx))
+			for j, i := range idx {
+				args[j] = es[i].ev.ID
+			}
+			cmds[p] = eval(pipe, c.b.doneKeys(p, c.group, now), args)
 		}
-		cmds[p] = pipe.MGet(ctx, keys...)
+		_, err := pipe.Exec(ctx)
+		return cmds, err
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	cmds, err := run(func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+		return doneScript.EvalSha(ctx, pipe, keys, args...)
+	})
+	if isNoScript(err) {
+		cmds, err = run(func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd {
+			return doneScript.Eval(ctx, pipe, keys, args...)
+		})
+	}
+	if err != nil {
 		c.cfg.Logger.Warn("redisstream: dedup check failed; handling anyway", "group", c.group, "err", err)
 		return done
 	}
 	for p, cmd := range cmds {
-		for j, v := range cmd.Val() {
-			done[byPart[p][j]] = v != nil
+		flags, _ := cmd.Int64Slice()
+		for j, f := range flags {
+			done[byPart[p][j]] = f == 1
 		}
 	}
 	return done

@@ -12,14 +12,33 @@ import "github.com/redis/go-redis/v9"
 // never acknowledged. It runs only after the handlers succeeded; a failed
 // handler's entry stays pending and is delivered again.
 //
-// KEYS[1] stream, KEYS[2..k+1] done markers of the first k ids.
-// ARGV[1] group, ARGV[2] marker TTL in seconds, ARGV[3..] entry ids.
+// KEYS[1] stream, KEYS[2] the current done-marker bucket (a set).
+// ARGV[1] group, ARGV[2] bucket TTL in seconds, ARGV[3] k, the number of
+// event ids to mark, ARGV[4..3+k] those event ids, ARGV[4+k..] entry ids.
 var ackScript = redis.NewScript(`
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[2])
+local k = tonumber(ARGV[3])
+if k > 0 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 4, 3 + k))
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-if #ARGV < 3 then return 0 end
-return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+if #ARGV < 4 + k then return 0 end
+return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4 + k))
+`)
+
+// doneScript reports, per event id, whether it is in any done-marker
+// bucket: 1 when the group handled it within DedupTTL.
+//
+// KEYS the partition's buckets, ARGV the event ids.
+var doneScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV do out[i] = 0 end
+for _, key in ipairs(KEYS) do
+  local m = redis.call('SMISMEMBER', key, unpack(ARGV))
+  for i = 1, #ARGV do
+    if m[i] == 1 then out[i] = 1 end
+  end
+end
+return out
 `)
 
 // deadScript moves one entry to the dead letters: acknowledged and copied
