@@ -13,9 +13,12 @@ import (
 // Config is one run. The zero value of every field but URL and Rate gets
 // the default named beside it.
 type Config struct {
-	// URL is the order service's base URL; labels go to the same host
-	// (in serve, the risk engine shares the public listener).
+	// URL is the order service's base URL.
 	URL string
+	// LabelsURL is where POST /v1/risk/labels goes: the risk engine's
+	// listener. Empty means URL, which is right for serve, where the risk
+	// engine shares the public listener.
+	LabelsURL string
 	// Rate is the offered load in orders a second.
 	Rate float64
 	// Concurrency caps creates in flight (DefaultConcurrency); a slot that
@@ -85,6 +88,10 @@ func (c *Config) setDefaults() error {
 		return errors.New("loadgen: duration and orders must not be negative")
 	}
 	c.URL = strings.TrimRight(c.URL, "/")
+	if c.LabelsURL == "" {
+		c.LabelsURL = c.URL
+	}
+	c.LabelsURL = strings.TrimRight(c.LabelsURL, "/")
 	def := func(p *int, v int) {
 		if *p <= 0 {
 			*p = v

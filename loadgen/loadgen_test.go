@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,38 @@ func TestRunProgressOnTerminal(t *testing.T) {
 	text := out.String()
 	if strings.Count(text, "\r") < 2 || strings.Count(text, "\n") != 1 || !strings.HasSuffix(text, "\n") {
 		t.Errorf("on a terminal: want lines rewritten with \\r and one final newline, got %q", text)
+	}
+}
+
+// TestLabelsGoToLabelsURL: in distributed mode the risk engine has its own
+// listener; labels go there and nowhere else.
+func TestLabelsGoToLabelsURL(t *testing.T) {
+	f := newFakeAPI(t, nil)
+	var mu sync.Mutex
+	got := 0
+	risk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/risk/labels" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		got++
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer risk.Close()
+	cfg := quick(f.URL, 10)
+	cfg.LabelsURL = risk.URL + "/"
+	cfg.AdversaryTries = 1
+	s, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, onOrders, _ := f.snapshot()
+	mu.Lock()
+	defer mu.Unlock()
+	if int64(got) != s.Decided || onOrders != 0 || s.Labels.Sent != s.Decided {
+		t.Errorf("risk server got %d labels, order server %d, summary %+v: want all %d on the risk server",
+			got, onOrders, s.Labels, s.Decided)
 	}
 }

@@ -60,7 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (cfg Config, asJSON, quiet bool, err error) {
 	fs := flag.NewFlagSet("orderflow loadgen", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the order service (labels go to the same host)")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the order service")
+	fs.StringVar(&cfg.LabelsURL, "labels-url", "", "base URL of the risk engine for POST /v1/risk/labels (default: --url, as in serve)")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "offered load, orders per second (open loop)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", DefaultConcurrency, "max creates in flight; a slot beyond it is dropped and counted")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the sending phase (0: until --orders or interrupted)")

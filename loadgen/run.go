@@ -24,7 +24,8 @@ type runner struct {
 	gen     *synth.Generator
 	advSeen map[string]bool
 	col     *collector
-	c       *client
+	c       *client // the order service
+	lc      *client // the labels endpoint
 	watch   *watchSet
 	labels  *labelQueue
 }
@@ -60,7 +61,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		defer t.CloseIdleConnections()
 		tr = t
 	}
-	r.c = &client{base: cfg.URL, token: cfg.APIToken, hc: &http.Client{Transport: tr}, timeout: cfg.Timeout, col: r.col}
+	hc := &http.Client{Transport: tr}
+	r.c = &client{base: cfg.URL, token: cfg.APIToken, hc: hc, timeout: cfg.Timeout, col: r.col}
+	// Labels have their own back-off gate: the risk engine may be another
+	// server, whose 429s say nothing about the order service.
+	r.lc = &client{base: cfg.LabelsURL, hc: hc, timeout: cfg.Timeout, col: r.col}
 
 	work, stop := context.WithCancel(ctx)
 	defer stop()
@@ -292,7 +297,7 @@ func (r *runner) sendLabels(ctx context.Context) {
 		if l == nil {
 			return
 		}
-		a, err := r.c.postJSON(ctx, "label", "/v1/risk/labels", body{l.orderID, l.fraud}, "")
+		a, err := r.lc.postJSON(ctx, "label", "/v1/risk/labels", body{l.orderID, l.fraud}, "")
 		r.col.label(func(s *LabelSummary) {
 			switch {
 			case err != nil:
