@@ -145,6 +145,9 @@ func runOrderDist(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	if err := metrics.RegisterOrderService(svc); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	tokens := splitList(c.APIToken)
 	public := httpapi.NewPublic(httpapi.PublicConfig{
 		Service: svc, CallbackSecrets: secrets, APITokens: tokens,
