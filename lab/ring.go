@@ -6,6 +6,8 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/orderflow/orderflow/hashring"
 	"github.com/orderflow/orderflow/hashring/ringmeasure"
@@ -69,15 +71,18 @@ func mustRing(names []string, vnodes int) *hashring.Ring {
 	return r
 }
 
-// boundedMovement places cfg.Keys keys with Bounded on from members, adds
-// members up to to, and counts the keys Sync moves, in percent per set. It
-// measures the incremental rebalancing a caller of Bounded sees, which a
-// fresh placement per membership (ringmeasure.MeasureMovement) would not.
-func boundedMovement(ctx context.Context, from, to, vnodes int, c float64, cfg ringmeasure.Config) (moved []float64, betweenOld int, err error) {
-	keys := ringmeasure.Keys(cfg.Keys)
-	for set := range cfg.Sets {
+// boundedMovement places the keys with Bounded on from members, adds members
+// up to to, and counts the keys Sync moves, in percent per set. It measures
+// the incremental rebalancing a caller of Bounded sees, which a fresh
+// placement per membership (ringmeasure.MeasureMovement) would not. It also
+// returns each set's loads before the change (loads[set][i] for member i):
+// that placement is the one MeasureBalance at from members would make, key
+// for key, so the balance at from members is read off it instead of placing
+// every key a second time.
+func boundedMovement(ctx context.Context, from, to, vnodes int, c float64, keys []string, sets int) (moved []float64, betweenOld int, loads [][]int, err error) {
+	for set := range sets {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		names := ringmeasure.MemberSet(set, to)
 		old := map[string]bool{}
@@ -91,28 +96,62 @@ func boundedMovement(ctx context.Context, from, to, vnodes int, c float64, cfg r
 			}
 		}})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		for _, k := range keys {
 			b.Place(k)
 		}
+		loads = append(loads, loadsOf(b, names[:from]))
 		for _, n := range names[from:] {
 			if err := r.Add(hashring.Member{Name: n}); err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 		}
 		moved = append(moved, 100*float64(b.Sync())/float64(len(keys)))
 	}
-	return moved, betweenOld, nil
+	return moved, betweenOld, loads, nil
 }
 
-// boundedChurn places cfg.Keys keys with Bounded on members members, then
+// boundedBalance places the keys with Bounded on each of sets member sets of
+// the given size: what MeasureBalance(BoundedImpl(c), …) measures, without
+// counting every placement through a map a second time.
+func boundedBalance(ctx context.Context, members, vnodes int, c float64, keys []string, sets int) (ringmeasure.Balance, error) {
+	var loads [][]int
+	for set := range sets {
+		if err := ctx.Err(); err != nil {
+			return ringmeasure.Balance{}, err
+		}
+		names := ringmeasure.MemberSet(set, members)
+		b, err := hashring.NewBounded(mustRing(names, vnodes), hashring.BoundedConfig{LoadFactor: c})
+		if err != nil {
+			return ringmeasure.Balance{}, err
+		}
+		for _, k := range keys {
+			b.Place(k)
+		}
+		loads = append(loads, loadsOf(b, names))
+	}
+	return ringmeasure.BalanceFromLoads(members, vnodes, len(keys), loads), nil
+}
+
+// loadsOf returns b's load of each of names, in that order. Placing a key
+// never moves another (caps only grow as keys are added), so these are
+// also the counts of the members Place returned.
+func loadsOf(b *hashring.Bounded, names []string) []int {
+	byName := b.Loads()
+	l := make([]int, len(names))
+	for i, n := range names {
+		l[i] = byName[n]
+	}
+	return l
+}
+
+// boundedChurn places the keys with Bounded on members members, then
 // releases half of them in a shuffled order, and returns the keys moved per
 // release (Release moves keys only when the cap drops), per set.
-func boundedChurn(ctx context.Context, members, vnodes int, c float64, cfg ringmeasure.Config) ([]float64, error) {
-	keys := ringmeasure.Keys(cfg.Keys)
+func boundedChurn(ctx context.Context, members, vnodes int, c float64, keys []string, sets int) ([]float64, error) {
 	var out []float64
-	for set := range cfg.Sets {
+	for set := range sets {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -150,30 +189,18 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	if opt.Quick {
 		cfg = ringmeasure.Config{Keys: 10_000, Sets: 4}
 	}
-	ours := RingImpl()
-
-	cc, err := measureClaim(ctx, ours, cfg)
+	pl, err := placeRing(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
+	cc := checkClaim(pl.claim, cfg)
 	res.Measurements = append(res.Measurements, cc.measurements...)
-
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	rep := ringmeasure.Measure(ours, 0, cfg)
+	rep, rep160 := pl.ours, pl.ours160
 	rep.VNodes = hashring.DefaultVirtualNodes // label the table with the value
-	rep160 := ringmeasure.Measure(ours, 160, cfg)
 	reports := []ringmeasure.Report{rep, rep160}
-	breps, brep, err := boundedReports(ctx, rep.Movement.Ideal, cfg)
-	if err != nil {
-		return res, err
-	}
+	breps, brep := boundedReports(pl, rep.Movement.Ideal)
 	reports = append(reports, breps...)
-	churn, err := boundedChurn(ctx, 10, 1, hashring.DefaultLoadFactor, cfg)
-	if err != nil {
-		return res, err
-	}
+	churn := pl.churn
 	for _, b := range rep.Balance {
 		res.Measurements = append(res.Measurements, setMeasurement(
 			fmt.Sprintf("max/avg load, %d members, %d vnodes", b.Members, hashring.DefaultVirtualNodes), "ratio", b.MaxAvg, cfg.Sets))
@@ -242,13 +269,13 @@ type claimCheck struct {
 	where            []string
 }
 
-func measureClaim(ctx context.Context, ours ringmeasure.Impl, cfg ringmeasure.Config) (claimCheck, error) {
+// checkClaim places the quoted figures among our member sets; claim[i] is
+// our ring's balance at 3 members and ringClaim[i].vnodes.
+func checkClaim(claim []ringmeasure.Balance, cfg ringmeasure.Config) claimCheck {
 	var cc claimCheck
-	for _, c := range ringClaim {
-		if err := ctx.Err(); err != nil {
-			return cc, err
-		}
-		b := ringmeasure.MeasureBalance(ours, 3, c.vnodes, cfg)
+	ours := RingImpl()
+	for i, c := range ringClaim {
+		b := claim[i]
 		cc.rows = append(cc.rows, ringmeasure.NamedBalance{Impl: ours.Name, Balance: b})
 		for _, q := range []struct {
 			what string
@@ -268,29 +295,113 @@ func measureClaim(ctx context.Context, ours ringmeasure.Impl, cfg ringmeasure.Co
 			setMeasurement(fmt.Sprintf("max share, 3 members, %s", vnodesText(c.vnodes)), "%", b.MaxShare, cfg.Sets),
 			setMeasurement(fmt.Sprintf("stddev of shares, 3 members, %s", vnodesText(c.vnodes)), "points", b.StdDev, cfg.Sets))
 	}
-	return cc, nil
+	return cc
 }
 
-// boundedReports measures Bounded at the default vnodes, 160 and 1: bounded
-// loads only bind where the plain ring is worse than c, so they are shown at
-// few virtual nodes too, where they do the work. It also returns the
-// 160-vnode report on its own, for the measurements.
-func boundedReports(ctx context.Context, ideal float64, cfg ringmeasure.Config) (reports []ringmeasure.Report, at160 ringmeasure.Report, err error) {
-	bounded := BoundedImpl(hashring.DefaultLoadFactor)
-	for _, v := range []int{0, 160, 1} {
-		if err := ctx.Err(); err != nil {
-			return nil, at160, err
-		}
-		r := ringmeasure.Report{Impl: bounded.Name, VNodes: v, Balance: []ringmeasure.Balance{
-			ringmeasure.MeasureBalance(bounded, 3, v, cfg),
-			ringmeasure.MeasureBalance(bounded, 10, v, cfg),
-		}}
-		moved, between, err := boundedMovement(ctx, 10, 11, v, hashring.DefaultLoadFactor, cfg)
-		if err != nil {
-			return nil, at160, err
-		}
-		r.Movement = ringmeasure.Movement{From: 10, To: 11, VNodes: v, Ideal: ideal,
-			Moved: summarizeSets(moved), BetweenStayers: between}
+// boundedVNodes are the virtual nodes Bounded is measured at: the default,
+// 160 and 1. Bounded loads only bind where the plain ring is worse than c,
+// so they are shown at few virtual nodes too, where they do the work.
+var boundedVNodes = [...]int{0, 160, 1}
+
+// ringPlacements is every placement measurement of the ring experiment: the
+// part that costs time, computed by placeRing and then only formatted.
+type ringPlacements struct {
+	claim         []ringmeasure.Balance // ringClaim[i]: our ring at 3 members
+	ours, ours160 ringmeasure.Report    // our ring at the default vnodes and 160
+	// Bounded at boundedVNodes[i]: balance at 3 and 10 members, movement
+	// 10 → 11 in percent per set and keys moved between old members.
+	bounded3, bounded10 [len(boundedVNodes)]ringmeasure.Balance
+	boundedMoved        [len(boundedVNodes)][]float64
+	boundedBetween      [len(boundedVNodes)]int
+	churn               []float64 // keys moved per Release, per set
+}
+
+// placeRing runs the placement measurements as independent jobs on up to
+// GOMAXPROCS goroutines: each job owns its rings and Boundeds and writes only
+// its own fields of the result, so the figures are the same as one after
+// another, in less wall time. The keys are built once and shared read-only.
+func placeRing(ctx context.Context, cfg ringmeasure.Config) (*ringPlacements, error) {
+	pl := &ringPlacements{claim: make([]ringmeasure.Balance, len(ringClaim))}
+	keys := ringmeasure.Keys(cfg.Keys)
+	c := hashring.DefaultLoadFactor
+	ours := RingImpl()
+	// Longest first, so that the last job to start is a short one.
+	var jobs []func(context.Context) error
+	for i, v := range boundedVNodes {
+		jobs = append(jobs, func(ctx context.Context) error {
+			moved, between, loads, err := boundedMovement(ctx, 10, 11, v, c, keys, cfg.Sets)
+			pl.boundedMoved[i], pl.boundedBetween[i] = moved, between
+			pl.bounded10[i] = ringmeasure.BalanceFromLoads(10, v, len(keys), loads)
+			return err
+		})
+	}
+	jobs = append(jobs, func(ctx context.Context) (err error) {
+		pl.churn, err = boundedChurn(ctx, 10, 1, c, keys, cfg.Sets)
+		return err
+	})
+	for i, v := range boundedVNodes {
+		jobs = append(jobs, func(ctx context.Context) (err error) {
+			pl.bounded3[i], err = boundedBalance(ctx, 3, v, c, keys, cfg.Sets)
+			return err
+		})
+	}
+	jobs = append(jobs,
+		func(context.Context) error { pl.ours = ringmeasure.Measure(ours, 0, cfg); return nil },
+		func(context.Context) error { pl.ours160 = ringmeasure.Measure(ours, 160, cfg); return nil })
+	for i, q := range ringClaim {
+		jobs = append(jobs, func(context.Context) error {
+			pl.claim[i] = ringmeasure.MeasureBalance(ours, 3, q.vnodes, cfg)
+			return nil
+		})
+	}
+	if err := runJobs(ctx, runtime.GOMAXPROCS(0), jobs); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// runJobs runs jobs on up to workers goroutines, which it waits for, and
+// returns the first error; after one, jobs not yet started are skipped.
+func runJobs(ctx context.Context, workers int, jobs []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for range max(1, min(workers, len(jobs))) {
+		wg.Go(func() { // owned: runJobs waits for it below
+			for i := int(next.Add(1)) - 1; i < len(jobs) && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				if err := jobs[i](ctx); err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// boundedReports turns the Bounded measurements into table rows, one per
+// boundedVNodes, and returns the 160-vnode row on its own too, for the
+// measurements.
+func boundedReports(pl *ringPlacements, ideal float64) (reports []ringmeasure.Report, at160 ringmeasure.Report) {
+	name := BoundedImpl(hashring.DefaultLoadFactor).Name
+	for i, v := range boundedVNodes {
+		r := ringmeasure.Report{Impl: name, VNodes: v,
+			Balance: []ringmeasure.Balance{pl.bounded3[i], pl.bounded10[i]},
+			Movement: ringmeasure.Movement{From: 10, To: 11, VNodes: v, Ideal: ideal,
+				Moved: summarizeSets(pl.boundedMoved[i]), BetweenStayers: pl.boundedBetween[i]}}
 		if v == 0 {
 			r.VNodes = hashring.DefaultVirtualNodes
 		}
@@ -299,7 +410,7 @@ func boundedReports(ctx context.Context, ideal float64, cfg ringmeasure.Config) 
 			at160 = r
 		}
 	}
-	return reports, at160, nil
+	return reports, at160
 }
 
 func vnodesText(n int) string {

@@ -129,7 +129,7 @@ type Balance struct {
 // size and summarizes the spread.
 func MeasureBalance(impl Impl, members, vnodes int, cfg Config) Balance {
 	keys := Keys(cfg.Keys)
-	var maxAvg, maxShare, std []float64
+	loads := make([][]int, 0, cfg.Sets)
 	for set := range cfg.Sets {
 		names := MemberSet(set, members)
 		loc := impl.Build(names, vnodes)
@@ -137,16 +137,32 @@ func MeasureBalance(impl Impl, members, vnodes int, cfg Config) Balance {
 		for _, k := range keys {
 			count[loc(k)]++
 		}
+		l := make([]int, members)
+		for i, n := range names {
+			l[i] = count[n]
+		}
+		loads = append(loads, l)
+	}
+	return BalanceFromLoads(members, vnodes, cfg.Keys, loads)
+}
+
+// BalanceFromLoads summarizes placements made elsewhere exactly as
+// MeasureBalance would: loads[set][i] is how many of keys keys member i of
+// MemberSet(set, members) holds. It lets a caller that places keys anyway
+// (a stateful scheme measured for movement too) take the balance from the
+// same placement instead of placing every key a second time.
+func BalanceFromLoads(members, vnodes, keys int, loads [][]int) Balance {
+	var maxAvg, maxShare, std []float64
+	for _, l := range loads {
 		most, sq := 0, 0.0
-		for _, n := range names {
-			c := count[n]
+		for _, c := range l {
 			most = max(most, c)
-			d := 100*float64(c)/float64(len(keys)) - 100/float64(members)
+			d := 100*float64(c)/float64(keys) - 100/float64(members)
 			sq += d * d
 		}
-		avg := float64(len(keys)) / float64(members)
+		avg := float64(keys) / float64(members)
 		maxAvg = append(maxAvg, float64(most)/avg)
-		maxShare = append(maxShare, 100*float64(most)/float64(len(keys)))
+		maxShare = append(maxShare, 100*float64(most)/float64(keys))
 		std = append(std, math.Sqrt(sq/float64(members)))
 	}
 	return Balance{
