@@ -143,10 +143,16 @@ func bootstrap(ctx context.Context, pool *pgxpool.Pool) error {
 
 // raceOnCreate reports whether err is a concurrent CREATE TABLE's loss (or
 // an ordinary serialization failure): the other creator won, so a retry
-// finds the table.
+// finds the table. PostgreSQL reports the loss in several ways, depending on
+// which catalog row collided first: unique_violation (pg_class's or
+// pg_type's index), duplicate_table, or duplicate_object (the table's row
+// type, "type … already exists", seen in TestConcurrentMigrate).
 func raceOnCreate(err error) bool {
-	c := pgCode(err)
-	return c == codeUniqueViolation || c == "42P07" || retryable(err)
+	switch pgCode(err) {
+	case codeUniqueViolation, "42P07", "42710":
+		return true
+	}
+	return retryable(err)
 }
 
 func applyMigration(ctx context.Context, pool *pgxpool.Pool, m migration, now func() time.Time) error {
