@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,51 @@ func mustRing(names []string, vnodes int) *hashring.Ring {
 	return r
 }
 
+// ringCache builds each ring (member names, virtual nodes) once per run of
+// the experiment: its measurements share member sets — the balance at 10
+// members and the "before" of 10 → 11, the plain and the bounded balance at
+// 3 members, the lookups and set 0 — and a Ring serves concurrent lookups.
+// Rings that a measurement changes (Bounded's growth) are not taken from it.
+type ringCache struct {
+	mu    sync.Mutex
+	rings map[string]*cachedRing
+}
+
+type cachedRing struct {
+	once sync.Once
+	r    *hashring.Ring
+}
+
+func newRingCache() *ringCache { return &ringCache{rings: map[string]*cachedRing{}} }
+
+// get returns the ring of names at vnodes (0: the default), building it on
+// first use; concurrent callers of one ring wait for one build.
+func (c *ringCache) get(names []string, vnodes int) *hashring.Ring {
+	if vnodes < 1 {
+		vnodes = hashring.DefaultVirtualNodes
+	}
+	key := strconv.Itoa(vnodes) + "|" + strings.Join(names, ",")
+	c.mu.Lock()
+	e := c.rings[key]
+	if e == nil {
+		e = &cachedRing{}
+		c.rings[key] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.r = mustRing(names, vnodes) })
+	return e.r
+}
+
+// impl is RingImpl with its rings taken from c.
+func (c *ringCache) impl() ringmeasure.Impl {
+	impl := RingImpl()
+	impl.Build = func(names []string, vnodes int) ringmeasure.Locate {
+		r := c.get(names, vnodes)
+		return func(k string) string { m, _ := r.Locate(k); return m }
+	}
+	return impl
+}
+
 // boundedMovement places the keys with Bounded on from members, adds members
 // up to to, and counts the keys Sync moves, in percent per set. It measures
 // the incremental rebalancing a caller of Bounded sees, which a fresh
@@ -115,14 +161,14 @@ func boundedMovement(ctx context.Context, from, to, vnodes int, c float64, keys 
 // boundedBalance places the keys with Bounded on each of sets member sets of
 // the given size: what MeasureBalance(BoundedImpl(c), …) measures, without
 // counting every placement through a map a second time.
-func boundedBalance(ctx context.Context, members, vnodes int, c float64, keys []string, sets int) (ringmeasure.Balance, error) {
+func boundedBalance(ctx context.Context, rings *ringCache, members, vnodes int, c float64, keys []string, sets int) (ringmeasure.Balance, error) {
 	var loads [][]int
 	for set := range sets {
 		if err := ctx.Err(); err != nil {
 			return ringmeasure.Balance{}, err
 		}
 		names := ringmeasure.MemberSet(set, members)
-		b, err := hashring.NewBounded(mustRing(names, vnodes), hashring.BoundedConfig{LoadFactor: c})
+		b, err := hashring.NewBounded(rings.get(names, vnodes), hashring.BoundedConfig{LoadFactor: c})
 		if err != nil {
 			return ringmeasure.Balance{}, err
 		}
@@ -189,7 +235,8 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	if opt.Quick {
 		cfg = ringmeasure.Config{Keys: 10_000, Sets: 4}
 	}
-	pl, err := placeRing(ctx, cfg)
+	rings := newRingCache()
+	pl, err := placeRing(ctx, rings, cfg)
 	if err != nil {
 		return res, err
 	}
@@ -219,7 +266,7 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	res.Measurements = append(res.Measurements, setMeasurement(
 		"keys moved per Release, 10 members, 1 vnode (cap binding), bounded c=1.25", "keys", summarizeSets(churn), cfg.Sets))
 
-	lookups, err := ringLookups(ctx, planFor(opt))
+	lookups, err := ringLookups(ctx, rings, planFor(opt))
 	if err != nil {
 		return res, err
 	}
@@ -320,11 +367,11 @@ type ringPlacements struct {
 // GOMAXPROCS goroutines: each job owns its rings and Boundeds and writes only
 // its own fields of the result, so the figures are the same as one after
 // another, in less wall time. The keys are built once and shared read-only.
-func placeRing(ctx context.Context, cfg ringmeasure.Config) (*ringPlacements, error) {
+func placeRing(ctx context.Context, rings *ringCache, cfg ringmeasure.Config) (*ringPlacements, error) {
 	pl := &ringPlacements{claim: make([]ringmeasure.Balance, len(ringClaim))}
 	keys := ringmeasure.Keys(cfg.Keys)
 	c := hashring.DefaultLoadFactor
-	ours := RingImpl()
+	ours := rings.impl()
 	// Longest first, so that the last job to start is a short one.
 	var jobs []func(context.Context) error
 	for i, v := range boundedVNodes {
@@ -341,7 +388,7 @@ func placeRing(ctx context.Context, cfg ringmeasure.Config) (*ringPlacements, er
 	})
 	for i, v := range boundedVNodes {
 		jobs = append(jobs, func(ctx context.Context) (err error) {
-			pl.bounded3[i], err = boundedBalance(ctx, 3, v, c, keys, cfg.Sets)
+			pl.bounded3[i], err = boundedBalance(ctx, rings, 3, v, c, keys, cfg.Sets)
 			return err
 		})
 	}
@@ -438,11 +485,11 @@ func summarizeSets(xs []float64) ringmeasure.Summary {
 
 // ringLookups times Locate at 3, 10 and 100 members (default vnodes), rounds
 // interleaved, over the same "order-N" keys as the balance measurements.
-func ringLookups(ctx context.Context, p plan) ([]Measurement, error) {
+func ringLookups(ctx context.Context, rings *ringCache, p plan) ([]Measurement, error) {
 	keys := ringmeasure.Keys(1 << 16)
 	var ops []namedOp
 	for _, n := range []int{3, 10, 100} {
-		r := mustRing(ringmeasure.MemberSet(0, n), 0)
+		r := rings.get(ringmeasure.MemberSet(0, n), 0)
 		ops = append(ops, namedOp{fmt.Sprintf("Locate, %d members", n), func(iters int) {
 			for i := range iters {
 				r.Locate(keys[i&(len(keys)-1)])
