@@ -67,6 +67,7 @@ func TestServeCrashDecidesEveryCreatedOrderOnce(t *testing.T) {
 	t.Logf("%d orders created (201) before the kill", len(created))
 
 	p2 := startProc(t, args...)
+	restarted := time.Now()
 	// Every created order must be decided; the bus redelivers unacked events
 	// within one poll of the restart, so progress must not stall.
 	done := 0
@@ -83,6 +84,10 @@ func TestServeCrashDecidesEveryCreatedOrderOnce(t *testing.T) {
 		}
 		return done == len(created), done, fmt.Sprintf("%d of %d decided", done, len(created))
 	})
+	// API.md promises redelivery within 10 s of a restart; the stall bound
+	// above is what the test enforces (a fixed bound would measure the
+	// machine under -race), the time is logged for the reader.
+	t.Logf("all %d created orders decided %v after the restart", len(created), time.Since(restarted).Round(time.Millisecond))
 	for _, id := range created {
 		checkAppliedOnce(t, client, p2.public, id)
 	}
