@@ -100,7 +100,11 @@ func runRiskDist(ctx context.Context, args []string, getenv func(string) string,
 	for _, u := range urls {
 		br := breaker.New(breaker.Config{
 			Name:         "callback " + u,
-			LatencyFloor: c.CallbackTimeout / 2,
+			// As in serve (cmd/orderflow/risk.go): trip on latency only when
+			// the P95 reaches the attempt timeout; a lower floor opened the
+			// breakers of healthy but slow (busy PostgreSQL) replicas here
+			// (breaker_open callbacks in docs/benchmarks/cluster.md).
+			LatencyFloor: c.CallbackTimeout,
 			OnStateChange: func(from, to breaker.State, s breaker.Snapshot) {
 				log.Warn("callback breaker", "replica", u, "from", from.String(), "to", to.String(), "snapshot", s)
 			},
