@@ -99,7 +99,7 @@ func runRiskDist(ctx context.Context, args []string, getenv func(string) string,
 	clients := map[string]*callbackclient.Client{}
 	for _, u := range urls {
 		br := breaker.New(breaker.Config{
-			Name:         "callback " + u,
+			Name: "callback " + u,
 			// As in serve (cmd/orderflow/risk.go): trip on latency only when
 			// the P95 reaches the attempt timeout; a lower floor opened the
 			// breakers of healthy but slow (busy PostgreSQL) replicas here
