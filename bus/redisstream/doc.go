@@ -9,8 +9,9 @@
 // An event goes to partition xxhash64(order id) mod Config.Partitions, stream
 // "<prefix>:{p}"; one order's events therefore stay in one stream, in
 // publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
-// letters) and "<prefix>:{p}:done:<group>:<event id>" (done markers, with a
-// TTL). The braces are a cluster hash tag: a partition's keys share a slot,
+// letters) and "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
+// the group handled, one per time bucket of Config.DedupTTL/4, each expiring
+// DedupTTL after its window). The braces are a cluster hash tag: a partition's keys share a slot,
 // so every Lua script here, which touches one partition's keys only, runs on
 // a cluster too. An entry's fields are the event's id, type, order id,
 // payload, creation time, outbox seq (when the publisher had one), and one
@@ -29,11 +30,14 @@
 // events of the same order; the order between them is not kept.
 //
 // Acknowledgement and the "processed" marker are written by ONE script
-// (SET done marker EX Config.DedupTTL, then XACK) after the handler
-// succeeded, batched: whatever gathered while the previous write ran goes in
+// (SADD of the event ids to the current done bucket, then XACK) after the
+// handler succeeded, batched: whatever gathered while the previous write ran goes in
 // one script call per partition, pipelined. A delivery whose event id is
 // already marked done for the group (the relay published it again) is
-// acknowledged without calling the handler.
+// acknowledged without calling the handler: every read is checked with one
+// SMISMEMBER script per partition before its entries are queued. That
+// check costs one round trip of latency per read; the marker keeps a
+// republished event from being handled twice within Config.DedupTTL.
 //
 // # Failures
 //
