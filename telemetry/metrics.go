@@ -34,6 +34,11 @@ type Metrics struct {
 	// response, labelled with the same code the response body carries.
 	Errors *prometheus.CounterVec
 
+	// BreakerState is orderflow_breaker_state{breaker}: 0 closed, 1 open,
+	// 2 half-open (the values of breaker.State), set by each breaker's
+	// OnStateChange hook through SetBreakerState.
+	BreakerState *prometheus.GaugeVec
+
 	poolWait *prometheus.HistogramVec
 }
 
@@ -56,6 +61,10 @@ func New() *Metrics {
 			Name: "orderflow_errors_total",
 			Help: "Error responses, by the error code of the response body.",
 		}, []string{"error_code"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderflow_breaker_state",
+			Help: "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+		}, []string{"breaker"}),
 		poolWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "orderflow",
 			Subsystem: "workerpool",
@@ -72,9 +81,17 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequestDuration,
 		m.Errors,
+		m.BreakerState,
 		m.poolWait,
 	)
 	return m
+}
+
+// SetBreakerState records a breaker's state (breaker.State as a number).
+// Call it once when the breaker is built, so the series exists while it is
+// closed, and from its OnStateChange hook.
+func (m *Metrics) SetBreakerState(name string, state float64) {
+	m.BreakerState.WithLabelValues(name).Set(state)
 }
 
 // PoolWaitObserver returns a function to use as a worker pool's OnWait hook:

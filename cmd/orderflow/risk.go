@@ -77,8 +77,10 @@ func (a *app) buildRisk(publicAddr string) (*riskParts, error) {
 		DryRun:       a.breakerDryRun,
 		OnStateChange: func(from, to breaker.State, s breaker.Snapshot) {
 			a.log.Warn("callback breaker", "from", from.String(), "to", to.String(), "snapshot", s)
+			a.metrics.SetBreakerState("callback", float64(to))
 		},
 	})
+	a.metrics.SetBreakerState("callback", float64(br.State()))
 	wrap := []func(http.RoundTripper) http.RoundTripper{
 		func(rt http.RoundTripper) http.RoundTripper {
 			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(a.tracerProvider()))
