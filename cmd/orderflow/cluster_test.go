@@ -72,24 +72,24 @@ func TestClusterFaults(t *testing.T) {
 	risks := []*proc{startRisk(0), startRisk(1)}
 
 	var created atomic.Int64
-	faults := make(chan struct{})
-	go func() {
-		defer close(faults)
-		waitCount(&created, int64(n/3))
-		t.Logf("%d created: SIGKILL risk0 and order1", created.Load())
-		risks[0].kill()
-		orders[1].kill()
-		time.Sleep(time.Second)
-		risks[0] = startRisk(0)
-		orders[1] = startOrder(1)
-		waitCount(&created, int64(2*n/3))
-		t.Logf("%d created: SIGKILL Redis, restart it empty", created.Load())
-		rd.restartEmpty(t)
-	}()
-
 	start := time.Now()
-	createAll(t, orderURLs, n, &created)
-	<-faults
+	createsDone := make(chan struct{})
+	go func() {
+		defer close(createsDone)
+		createAll(t, orderURLs, n, &created) // reports with t.Errorf only: fine off the test goroutine
+	}()
+	// The faults run on the test goroutine: startProc may call t.Fatal.
+	waitCount(&created, int64(n/3), createsDone)
+	t.Logf("%d created: SIGKILL risk0 and order1", created.Load())
+	risks[0].kill()
+	orders[1].kill()
+	time.Sleep(time.Second)
+	risks[0] = startRisk(0)
+	orders[1] = startOrder(1)
+	waitCount(&created, int64(2*n/3), createsDone)
+	t.Logf("%d created: SIGKILL Redis, restart it empty", created.Load())
+	rd.restartEmpty(t)
+	<-createsDone
 	t.Logf("%d orders created in %v", n, time.Since(start).Round(time.Millisecond))
 
 	conn := pgConn(t, pg)
@@ -138,9 +138,14 @@ func TestClusterFaults(t *testing.T) {
 	t.Logf("reconciler runs that republished: %d", republished)
 }
 
-func waitCount(c *atomic.Int64, n int64) {
+// waitCount waits until c reaches n or the creators gave up.
+func waitCount(c *atomic.Int64, n int64, done <-chan struct{}) {
 	for c.Load() < n {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
