@@ -56,7 +56,10 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.OrderURL, "order-url", "", "where risk callbacks go: comma-separated order replica URLs")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a SIGTERM shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.IntVar(&c.Workers, "workers", 8, "workers that apply recorded callbacks")
+	// 64, not a few per core: an apply waits on a group commit, so more workers
+	// share each fsync (docs/benchmarks/http-load.md: 0.26 commits per
+	// callback at 8 workers, 0.05 at 64, and the apply backlog gone).
+	fs.IntVar(&c.Workers, "workers", 64, "workers that apply recorded callbacks")
 	fs.IntVar(&c.QueueSize, "queue-size", 4096, "bounded queue of the apply pool; full means 429 at the edge")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", 2*time.Second, "how often the sweeper applies what was left unapplied")
 	fs.IntVar(&c.MutexProfile, "mutex-profile-fraction", 0, "runtime.SetMutexProfileFraction (0: off)")
