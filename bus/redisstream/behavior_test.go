@@ -430,3 +430,47 @@ func TestKeysShareHashTag(t *testing.T) {
 		t.Errorf("saw key kinds %v, want stream, dead and done", kinds)
 	}
 }
+
+func TestGoneConsumersForgotten(t *testing.T) {
+	rdb, cfg, b := setup(t, "risk")
+	evs := bustest.Events("o", 8, 8)
+	publish(t, b, evs...)
+	ghostRead(t, rdb, b, cfg, "risk")
+	ctx := context.Background()
+	// The ghost finished its work before it went away.
+	for p := range cfg.Partitions {
+		msgs, _ := rdb.XRange(ctx, b.Stream(p), "-", "+").Result()
+		for _, m := range msgs {
+			rdb.XAck(ctx, b.Stream(p), "risk", m.ID)
+		}
+	}
+	cfg.ClaimIdle, cfg.ClaimInterval, cfg.Block = 100*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	run(t, redisstream.New(rdb, cfg), "risk", func(context.Context, orderflow.Delivery) error { return nil })
+	names := func() []string {
+		var out []string
+		for p := range cfg.Partitions {
+			cs, err := rdb.XInfoConsumers(ctx, b.Stream(p), "risk").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				out = append(out, c.Name)
+			}
+		}
+		return out
+	}
+	eventually(t, "the ghost forgotten on every partition", func() bool {
+		for _, n := range names() {
+			if n == "ghost" {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range names() {
+		if n != "test-0" {
+			t.Errorf("consumer %q in the group, want only the live test-0", n)
+		}
+	}
+}

@@ -41,8 +41,22 @@ func (c *consumer) claimLoop(ctx context.Context) {
 				continue
 			}
 			cursors[p] = next
+			if err := c.forget(ctx, p); err != nil && ctx.Err() == nil {
+				c.cfg.Logger.Warn("redisstream: forgetting idle consumers failed", "group", c.group, "err", err)
+			}
 		}
 	}
+}
+
+// forgetAfter is how many ClaimIdle periods a consumer with nothing pending
+// must be idle before it is deleted from the group. A live consumer reads
+// every Config.Block, so only a gone one gets there.
+const forgetAfter = 10
+
+// forget deletes partition p's consumers of the group that are gone.
+func (c *consumer) forget(ctx context.Context, p int) error {
+	idle := max(forgetAfter*c.cfg.ClaimIdle, 10*c.cfg.Block)
+	return c.runScript(ctx, forgetScript, []string{c.b.streams[p]}, c.group, idle.Milliseconds(), c.name).Err()
 }
 
 // recoverOwn claims every entry already pending under this consumer's

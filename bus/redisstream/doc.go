@@ -60,7 +60,9 @@
 // Config.ClaimInterval it claims entries idle longer than Config.ClaimIdle
 // from other consumers with XAUTOCLAIM: their owners died. Entries deleted
 // from the stream while pending (reported by XAUTOCLAIM) are acknowledged
-// away. At start a consumer first takes back the entries still pending under
+// away. Consumers with nothing pending and idle for 10 × ClaimIdle (gone
+// processes whose names were not stable) are deleted from the group, in a
+// script that checks and deletes at once. At start a consumer first takes back the entries still pending under
 // its own name, so a restarted process with a stable Config.Consumer resumes
 // at once instead of after ClaimIdle.
 //

@@ -132,3 +132,29 @@ if minid == nil then return 0 end
 if ARGV[1] ~= '0' and less(ARGV[1], minid) then minid = ARGV[1] end
 return redis.call('XTRIM', KEYS[1], 'MINID', minid)
 `)
+
+// forgetScript deletes the group's consumers that have nothing pending and
+// were idle for at least a threshold, except the caller: a process whose
+// Consumer name is not stable leaves one consumer per restart otherwise.
+// Checking and deleting in one script matters: a consumer deleted after it
+// read new entries would take their pending entries with it, and they would
+// never be delivered again.
+//
+// KEYS[1] stream. ARGV[1] group, ARGV[2] idle threshold in ms, ARGV[3]
+// the caller's name. Returns the number deleted.
+var forgetScript = redis.NewScript(`
+local n = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pend, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i+1]
+    elseif c[i] == 'pending' then pend = c[i+1]
+    elseif c[i] == 'idle' then idle = c[i+1] end
+  end
+  if pend == 0 and idle >= tonumber(ARGV[2]) and name ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    n = n + 1
+  end
+end
+return n
+`)
