@@ -68,7 +68,10 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.DurationVar(&c.StuckAfter, "stuck-after", 10*time.Minute, "orders pending_review or in_review longer than this are stuck (/admin/stuck, gauge)")
 	fs.DurationVar(&c.OutboxRetention, "outbox-retention", time.Hour, "serve: outbox rows acknowledged by every group are pruned after this")
 	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Minute, "serve: how often acknowledged outbox rows are pruned")
-	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", 16, "serve: order.created events the risk engine handles at once")
+	// 64: a handler mostly waits on two group commits (decision, callback record);
+	// more handlers share them. 16 gave p99 257 ms at 300/s where 64 gave 91 ms
+	// (docs/benchmarks/pipeline.md, "After tuning").
+	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", 64, "serve: order.created events the risk engine handles at once")
 	fs.DurationVar(&c.CallbackTimeout, "callback-timeout", 800*time.Millisecond, "serve: deadline of one callback attempt (the service-call budget)")
 	return fs
 }
