@@ -474,3 +474,54 @@ func TestGoneConsumersForgotten(t *testing.T) {
 		}
 	}
 }
+
+// A redriven event goes back to its own group only: another group that
+// handled it already does not see it again.
+func TestRedriveOnlyItsGroup(t *testing.T) {
+	rdb, cfg, b := setup(t, "risk")
+	poison := bustest.Event("p", 0)
+	risk, audit := newCounter(), newCounter()
+	var healed atomic.Bool
+	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error {
+		risk.add(d)
+		if !healed.Load() {
+			return orderflow.Permanent(errors.New("bad"))
+		}
+		return nil
+	})
+	run(t, b, "audit", func(_ context.Context, d orderflow.Delivery) error { audit.add(d); return nil })
+	publish(t, b, poison)
+	var dls []orderflow.DeadLetter
+	eventually(t, "risk dead-lettered it and audit handled it", func() bool {
+		dls, _ = b.DeadLetters(context.Background(), 10)
+		return len(dls) == 1 && audit.count(poison.ID) == 1
+	})
+	healed.Store(true)
+	if err := b.Redrive(context.Background(), dls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "risk handled the redriven event", func() bool { return risk.count(poison.ID) == 2 })
+	eventually(t, "nothing pending in either group", func() bool {
+		return pending(t, rdb, b, cfg, "risk") == 0 && pending(t, rdb, b, cfg, "audit") == 0
+	})
+	if n := audit.count(poison.ID); n != 1 {
+		t.Errorf("audit handled the event %d times, want 1: the redrive was for risk only", n)
+	}
+	if d := risk.get(poison.ID); d.Attempt != 1 || d.Headers["traceparent"] != poison.Headers["traceparent"] {
+		t.Errorf("redriven delivery %+v, want attempt 1 with the trace header", d)
+	}
+}
+
+func TestPublishInvalid(t *testing.T) {
+	_, _, b := setup(t, "risk")
+	for _, tc := range []struct {
+		name string
+		ev   orderflow.Event
+	}{{"NoID", orderflow.Event{OrderID: "o"}}, {"NoOrderID", orderflow.Event{ID: "e"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := b.Publish(context.Background(), []orderflow.Event{tc.ev}); orderflow.ErrorCode(err) != orderflow.EInvalid {
+				t.Errorf("Publish = %v, want invalid_argument", err)
+			}
+		})
+	}
+}
