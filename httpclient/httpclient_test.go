@@ -88,11 +88,15 @@ func TestReuseUnderConcurrency(t *testing.T) {
 	if got, want := s.ConnsNew+s.ConnsReused, uint64(workers*perWorker); got != want {
 		t.Errorf("connections obtained = %d, want one per request = %d", got, want)
 	}
-	// At most one connection per concurrent request, plus a little slack for
-	// dials that finished after another connection had already been freed
-	// (the transport parks those in the idle pool).
-	if s.Dials > workers+workers/4 {
-		t.Errorf("dials = %d, want about %d or fewer", s.Dials, workers)
+	// At most one new connection per concurrent request. The transport may
+	// dial more than it uses: a dial started for a waiting request that an
+	// idle connection then served is parked in the pool unused (seen here:
+	// 89 dials, 44 used, under -race), so dials get a looser bound.
+	if s.ConnsNew > workers {
+		t.Errorf("new connections used = %d, want at most %d", s.ConnsNew, workers)
+	}
+	if s.Dials > 2*workers {
+		t.Errorf("dials = %d, want at most %d", s.Dials, 2*workers)
 	}
 	if s.Dials != uint64(accepted.Load()) {
 		t.Errorf("client dials = %d, server accepted %d", s.Dials, accepted.Load())
