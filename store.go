@@ -8,7 +8,11 @@ import (
 // Event is a domain event written to the outbox in the same transaction as the
 // change it reports, and delivered by a bus at least once.
 type Event struct {
-	Seq       int64             // assigned by the store; increases with commit order per store
+	// Seq is assigned by the store and grows with insertion. In SQLite (one
+	// writer) it also grows with commit order, so a cursor may follow it; in
+	// PostgreSQL a lower Seq can commit after a higher one, so readers there
+	// track what is unpublished instead of a cursor.
+	Seq       int64
 	ID        string            // evt_…, unique
 	Type      string            // e.g. EventOrderCreated
 	OrderID   string            // partition key: one order's events stay in order
