@@ -48,6 +48,11 @@ func TestServeConflictDeadLettersAndRedrive(t *testing.T) {
 	defer client.CloseIdleConnections()
 	id := createOrder(t, client, s.public, "u_dead")
 	waitFor(t, 30*time.Second, "dead letter", func() (bool, int, string) {
+		// The bus creates its tables when its consumer starts, which may be
+		// after the order was created.
+		if count(t, s.app, `SELECT count(*) FROM sqlite_master WHERE name = 'bus_dead_letters'`) == 0 {
+			return false, 0, "bus tables not created yet"
+		}
 		n := count(t, s.app, `SELECT count(*) FROM bus_dead_letters WHERE order_id = ?`, id)
 		return n == 1, n, fmt.Sprintf("%d dead letters", n)
 	})
