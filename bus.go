@@ -78,6 +78,20 @@ type RiskDecision struct {
 	DecidedAt     time.Time
 }
 
+// Validate checks what every decision store needs to key and store d: an
+// order id, an event type and a decision. A nil d fails on order_id.
+func (d *RiskDecision) Validate() error {
+	switch {
+	case d == nil || d.OrderID == "":
+		return Invalid("order_id", "order id is required")
+	case d.EventType == "":
+		return Invalid("event_type", "event type is required")
+	case d.Decision == "":
+		return Invalid("decision", "decision is required")
+	}
+	return nil
+}
+
 // Callback returns the callback that carries d.
 func (d *RiskDecision) Callback() Callback {
 	return Callback{

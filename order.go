@@ -140,6 +140,35 @@ type Order struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
+// Defaulted returns a copy of a new order as a store keeps it: status
+// pending_review and version 1 unless set, CreatedAt now unless set,
+// UpdatedAt = CreatedAt unless set, every time in UTC. Items and Risk are
+// copied, so the caller's order is never aliased by what the store returns.
+func (o *Order) Defaulted(now time.Time) *Order {
+	c := *o
+	c.Items = append([]Item(nil), o.Items...)
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.CreatedAt = c.CreatedAt.UTC()
+	if c.UpdatedAt.IsZero() {
+		c.UpdatedAt = c.CreatedAt
+	}
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	if c.Status == "" {
+		c.Status = StatusPendingReview
+	}
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if c.Risk != nil {
+		r := *c.Risk
+		r.DecidedAt = r.DecidedAt.UTC()
+		c.Risk = &r
+	}
+	return &c
+}
+
 // Limits from API.md.
 const (
 	MaxAmountMinor = 1_000_000_000_000

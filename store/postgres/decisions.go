@@ -24,13 +24,8 @@ const decisionCols = `order_id, event_type, user_id, event_id, decision, score, 
 // wins and all return its verdict. d is not modified; DecidedAt is kept to
 // the nanosecond, in UTC.
 func (s *Store) SaveDecision(ctx context.Context, d *orderflow.RiskDecision) (*orderflow.RiskDecision, error) {
-	switch {
-	case d == nil || d.OrderID == "":
-		return nil, orderflow.Invalid("order_id", "order id is required")
-	case d.EventType == "":
-		return nil, orderflow.Invalid("event_type", "event type is required")
-	case d.Decision == "":
-		return nil, orderflow.Invalid("decision", "decision is required")
+	if err := d.Validate(); err != nil {
+		return nil, err
 	}
 	var stored *orderflow.RiskDecision
 	err := s.inTx(ctx, readWrite, "save decision", func(tx pgx.Tx) error {

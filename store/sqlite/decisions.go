@@ -73,13 +73,8 @@ const (
 // concurrent saves of one key return the same verdict. d is not modified;
 // DecidedAt is kept to the nanosecond, in UTC.
 func (s *Store) SaveDecision(ctx context.Context, d *orderflow.RiskDecision) (*orderflow.RiskDecision, error) {
-	switch {
-	case d == nil || d.OrderID == "":
-		return nil, orderflow.Invalid("order_id", "order id is required")
-	case d.EventType == "":
-		return nil, orderflow.Invalid("event_type", "event type is required")
-	case d.Decision == "":
-		return nil, orderflow.Invalid("decision", "decision is required")
+	if err := d.Validate(); err != nil {
+		return nil, err
 	}
 	// Answer from a read connection when the verdict is already there: a
 	// redelivery then costs no write (what a reader sees is committed).

@@ -32,7 +32,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderfl
 	if o == nil || o.ID == "" {
 		return nil, false, orderflow.Invalid("id", "order id is required")
 	}
-	stored := s.newOrder(o)
+	stored := o.Defaulted(s.Now())
 	var row *orderflow.Event
 	if ev != nil {
 		e := *ev
@@ -82,32 +82,6 @@ func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderfl
 		ev.Seq = seq
 	}
 	return answer, replay, nil
-}
-
-// newOrder copies o with defaults filled in and times in UTC.
-func (s *Store) newOrder(o *orderflow.Order) *orderflow.Order {
-	c := *o
-	c.Items = append([]orderflow.Item(nil), o.Items...)
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = s.Now()
-	}
-	c.CreatedAt = c.CreatedAt.UTC()
-	if c.UpdatedAt.IsZero() {
-		c.UpdatedAt = c.CreatedAt
-	}
-	c.UpdatedAt = c.UpdatedAt.UTC()
-	if c.Status == "" {
-		c.Status = orderflow.StatusPendingReview
-	}
-	if c.Version == 0 {
-		c.Version = 1
-	}
-	if c.Risk != nil {
-		r := *c.Risk
-		r.DecidedAt = r.DecidedAt.UTC()
-		c.Risk = &r
-	}
-	return &c
 }
 
 // checkKey returns the order first answered under key, nil when the key is
