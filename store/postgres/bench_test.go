@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/store/postgres/pgtest"
 	"github.com/orderflow/orderflow/store/storetest"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkCallbackPath(b *testing.B) {
 			name += fmt.Sprintf("/conns=%d", tc.conns)
 		}
 		b.Run(name, func(b *testing.B) {
-			u := FreshURL(b)
+			u := pgtest.FreshURL(b)
 			if tc.conns > 0 {
 				u += fmt.Sprintf("&pool_max_conns=%d", tc.conns)
 			}
@@ -99,7 +100,7 @@ func walSyncs(b *testing.B) int64 {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, baseURL())
+	conn, err := pgx.Connect(ctx, pgtest.BaseURL())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/store/postgres"
+	"github.com/orderflow/orderflow/store/postgres/pgtest"
 	"github.com/orderflow/orderflow/store/storetest"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestConcurrentApplySettlesOnce(t *testing.T) {
 	for _, isolation := range []string{"read committed", "serializable"} {
 		t.Run(strings.ReplaceAll(isolation, " ", "_"), func(t *testing.T) {
-			s := mustOpenURL(t, FreshURL(t, "-c default_transaction_isolation="+strings.ReplaceAll(isolation, " ", "\\ ")))
+			s := mustOpenURL(t, pgtest.FreshURL(t, "-c default_transaction_isolation="+strings.ReplaceAll(isolation, " ", "\\ ")))
 			var got string
 			if err := s.Pool().QueryRow(ctx(t), `SHOW transaction_isolation`).Scan(&got); err != nil || got != isolation {
 				t.Fatalf("transaction_isolation %q, %v; want %q", got, err, isolation)
@@ -115,7 +116,7 @@ func TestConcurrentCreateSameKey(t *testing.T) {
 // TestConcurrentMigrate: replicas starting together on an empty database
 // all open, and each migration step is recorded once.
 func TestConcurrentMigrate(t *testing.T) {
-	u := FreshURL(t)
+	u := pgtest.FreshURL(t)
 	const replicas = 6
 	stores := make([]*postgres.Store, replicas)
 	errs := make([]error, replicas)
