@@ -3,21 +3,16 @@ package hashring_test
 import (
 	"fmt"
 	"runtime"
-	"strconv"
 	"testing"
 
 	"github.com/orderflow/orderflow/hashring"
+	"github.com/orderflow/orderflow/hashring/ringmeasure"
 )
 
 // benchKeys are the lookup keys of the benchmarks: "order-N", like the
-// measurements, and a power of two in number so the index wraps cheaply.
-var benchKeys = func() []string {
-	ks := make([]string, 1<<16)
-	for i := range ks {
-		ks[i] = "order-" + strconv.Itoa(i+1)
-	}
-	return ks
-}()
+// measurements (and laid out the same way, see ringmeasure.Keys), and a power
+// of two in number so the index wraps cheaply.
+var benchKeys = ringmeasure.Keys(1 << 16)
 
 func benchRing(b *testing.B, members, vnodes int) *hashring.Ring {
 	b.Helper()

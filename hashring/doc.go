@@ -6,8 +6,8 @@
 // # Placement contract
 //
 // A member of weight w has vnodes×w points on a 64-bit ring, at
-// XXH64(name + "#" + i) for i = 0 … vnodes×w−1 (XXH64 with seed 0, see Hash);
-// a key sits at XXH64(key) and belongs to the member owning the first point at
+// XXH3(name + "#" + i) for i = 0 … vnodes×w−1 (XXH3-64 with seed 0, see
+// Hash); a key sits at XXH3(key) and belongs to the member owning the first point at
 // or after it, wrapping around; equal points order by member name. Nothing
 // else — not the order members were added, not the process, not the Go
 // version — enters the placement, and golden vectors in the tests pin it.

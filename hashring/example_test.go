@@ -29,7 +29,7 @@ func Example() {
 	}
 	// One buffer per worker: AppendN allocates nothing on the hot path.
 	buf := make([]string, 0, 3)
-	for _, orderID := range []string{"order-1", "order-4", "order-7"} {
+	for _, orderID := range []string{"order-2", "order-8", "order-7"} {
 		buf = ring.AppendN(buf[:0], orderID, 3) // owner first, then fallbacks
 		for _, replica := range buf {
 			if err := send(replica, orderID); err == nil {
@@ -39,8 +39,8 @@ func Example() {
 		}
 	}
 	// Output:
-	// order-1 -> 10.0.0.1:8080 (owner 10.0.0.2:8080)
-	// order-4 -> 10.0.0.3:8080 (owner 10.0.0.2:8080)
+	// order-2 -> 10.0.0.3:8080 (owner 10.0.0.2:8080)
+	// order-8 -> 10.0.0.1:8080 (owner 10.0.0.2:8080)
 	// order-7 -> 10.0.0.1:8080 (owner 10.0.0.1:8080)
 }
 

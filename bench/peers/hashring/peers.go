@@ -9,7 +9,6 @@
 package ringpeers
 
 import (
-	"github.com/cespare/xxhash/v2"
 	"github.com/dgryski/go-jump"
 	"github.com/dgryski/go-rendezvous"
 	"github.com/golang/groupcache/consistenthash"
@@ -110,22 +109,23 @@ func Serialx() ringmeasure.Impl {
 }
 
 // Jump is Lamping and Veach's jump consistent hash (github.com/dgryski/go-jump)
-// over xxhash64 of the key. Not a ring: members are numbered, and only the
+// over the key hash our ring uses (hashring.Hash, XXH3), so the lookup
+// benchmark compares placement algorithms, not hash functions. Not a ring: members are numbered, and only the
 // last one can leave without moving other keys.
 func Jump() ringmeasure.Impl {
 	return ringmeasure.Impl{Name: "jump hash (reference)",
 		Build: func(names []string, _ int) ringmeasure.Locate {
 			ns := append([]string(nil), names...)
-			return func(k string) string { return ns[jump.Hash(xxhash.Sum64String(k), len(ns))] }
+			return func(k string) string { return ns[jump.Hash(ours.Hash(k), len(ns))] }
 		}}
 }
 
 // Rendezvous is highest-random-weight hashing (github.com/dgryski/go-rendezvous)
-// with xxhash64. Not a ring: O(members) per lookup.
+// over hashring.Hash (XXH3), like Jump. Not a ring: O(members) per lookup.
 func Rendezvous() ringmeasure.Impl {
 	return ringmeasure.Impl{Name: "rendezvous (reference)",
 		Build: func(names []string, _ int) ringmeasure.Locate {
-			r := rendezvous.New(append([]string(nil), names...), xxhash.Sum64String)
+			r := rendezvous.New(append([]string(nil), names...), ours.Hash)
 			return r.Lookup
 		}}
 }
