@@ -18,26 +18,44 @@ const maxAckBatch = 2048
 // caller's context (they must finish while Consume shuts down).
 const ioTimeout = 5 * time.Second
 
-// ackLoop acknowledges entries as they come: whatever gathered while the
-// previous flush ran goes in the next one, so a loaded consumer writes one
-// script call per partition for hundreds of entries and an idle one acks
-// at once, without a timer. It returns when c.acks is closed and drained.
+// ackLoop acknowledges entries as they come, in batches that size
+// themselves without a timer: it takes whatever gathered while the
+// previous flush ran and, while deliveries are still queued for the
+// workers (their acks are on the way) and the reader is not waiting for
+// room, waits for those too, up to maxAckBatch. An idle consumer therefore
+// acks at once, and a loaded one writes one script call per partition for
+// hundreds of entries. It returns when c.acks is closed and drained.
 func (c *consumer) ackLoop() {
+	batch := make([]*entry, 0, maxAckBatch)
 	for e := range c.acks {
-		batch := []*entry{e}
-	drain:
+		batch = append(batch[:0], e)
+	gather:
 		for len(batch) < maxAckBatch {
 			select {
 			case e, ok := <-c.acks:
 				if !ok {
-					break drain
+					break gather
 				}
 				batch = append(batch, e)
+				continue
 			default:
-				break drain
+			}
+			if len(c.ready) == 0 || c.starved.Load() {
+				break
+			}
+			// More is queued: wait for the next ack, or for a worker to
+			// settle an entry without one (then look again).
+			select {
+			case e, ok := <-c.acks:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, e)
+			case <-c.settled:
 			}
 		}
 		c.flush(batch)
+		clear(batch)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -57,6 +58,8 @@ type consumer struct {
 	recovered chan struct{}    // closed once own pending entries were taken back
 	acks      chan *entry      // entries to acknowledge
 	space     chan struct{}    // a token whenever held entries were released
+	settled   chan struct{}    // a token whenever a worker finished with a head entry
+	starved   atomic.Bool      // the reader waits for room: acks must not wait
 
 	mu        sync.Mutex
 	held      map[heldKey]*entry
@@ -98,6 +101,7 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 		ready:     make(chan *orderQueue, bound),
 		acks:      make(chan *entry, bound),
 		space:     make(chan struct{}, 1),
+		settled:   make(chan struct{}, 1),
 		recovered: make(chan struct{}),
 		held:      map[heldKey]*entry{},
 		orders:    map[string]*orderQueue{},
@@ -251,11 +255,18 @@ func (c *consumer) waitSpace(ctx context.Context) bool {
 		n := len(c.held)
 		c.mu.Unlock()
 		if n < c.cfg.MaxInFlight {
+			c.starved.Store(false)
 			return true
+		}
+		c.starved.Store(true)
+		select {
+		case c.settled <- struct{}{}: // wake the ack loop if it waits for more
+		default:
 		}
 		select {
 		case <-c.space:
 		case <-ctx.Done():
+			c.starved.Store(false)
 			return false
 		}
 	}
@@ -297,50 +308,52 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 }
 
 // doneMarked reports which entries' events the group already handled
-// (their id is in a done-marker bucket), with one script call per
-// partition in one pipeline. When Redis fails to answer it reports none:
+// (their id is in a done-marker bucket): one SMISMEMBER per partition and
+// bucket, all in one pipeline. Plain commands, not a script: the check
+// only reads, so it needs no atomicity, and each command touches one key
+// (any slot of a cluster). When Redis fails to answer it reports none:
 // handling twice is allowed, skipping is not.
 func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	done := make([]bool, len(es))
-	byPart := map[int][]int{}
+	byPart := make([][]int, len(c.b.streams))
+	check := false
 	for i, e := range es {
 		if e.bad == nil && (e.only == "" || e.only == c.group) {
 			byPart[e.part] = append(byPart[e.part], i)
+			check = true
 		}
 	}
-	if len(byPart) == 0 {
+	if !check {
 		return done
 	}
 	now := time.Now()
-	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd) (map[int]*redis.Cmd, error) {
-		pipe := c.b.rdb.Pipeline()
-		cmds := map[int]*redis.Cmd{}
-		for p, idx := range byPart {
-			args := make([]any, len(idx))
-			for j, i := range idx {
-				args[j] = es[i].ev.ID
-			}
-			cmds[p] = eval(pipe, c.b.doneKeys(p, c.group, now), args)
+	type smis struct {
+		part int
+		cmd  *redis.BoolSliceCmd
+	}
+	var checks []smis
+	pipe := c.b.rdb.Pipeline()
+	for p, idx := range byPart {
+		if len(idx) == 0 {
+			continue
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
+		ids := make([]any, len(idx))
+		for j, i := range idx {
+			ids[j] = es[i].ev.ID
+		}
+		for _, key := range c.b.doneKeys(p, c.group, now) {
+			checks = append(checks, smis{p, pipe.SMIsMember(ctx, key, ids...)})
+		}
 	}
-	cmds, err := run(func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd {
-		return doneScript.EvalSha(ctx, pipe, keys, args...)
-	})
-	if isNoScript(err) {
-		cmds, err = run(func(pipe redis.Pipeliner, keys []string, args []any) *redis.Cmd {
-			return doneScript.Eval(ctx, pipe, keys, args...)
-		})
-	}
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		c.cfg.Logger.Warn("redisstream: dedup check failed; handling anyway", "group", c.group, "err", err)
 		return done
 	}
-	for p, cmd := range cmds {
-		flags, _ := cmd.Int64Slice()
-		for j, f := range flags {
-			done[byPart[p][j]] = f == 1
+	for _, ch := range checks {
+		for j, f := range ch.cmd.Val() {
+			if f {
+				done[byPart[ch.part][j]] = true
+			}
 		}
 	}
 	return done
@@ -354,6 +367,10 @@ func (c *consumer) work(ctx context.Context) {
 			return
 		case q := <-c.ready:
 			c.handleHead(q)
+			select {
+			case c.settled <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -390,8 +407,7 @@ func (c *consumer) handleHead(q *orderQueue) {
 	}
 	err := c.call(e)
 	if err == nil {
-		c.remember(e.ev.ID)
-		e.mark = true
+		e.mark = true // next remembers it, under the same lock
 		c.next(q, e)
 		return
 	}
@@ -438,6 +454,8 @@ func (c *consumer) next(q *orderQueue, ack *entry) {
 	}
 	if ack == nil {
 		delete(c.held, heldKey{head.part, head.id})
+	} else if ack.mark {
+		c.rememberLocked(ack.ev.ID)
 	}
 	c.mu.Unlock()
 	if ack != nil {
@@ -454,10 +472,9 @@ func (c *consumer) signalSpace() {
 	}
 }
 
-// remember records an event id handled here, in two bounded generations.
-func (c *consumer) remember(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// rememberLocked records an event id handled here, in two bounded
+// generations; c.mu is held.
+func (c *consumer) rememberLocked(id string) {
 	if len(c.recent) >= recentCap {
 		c.recentOld, c.recent = c.recent, make(map[string]struct{}, recentCap)
 	}

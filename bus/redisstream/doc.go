@@ -31,13 +31,16 @@
 //
 // Acknowledgement and the "processed" marker are written by ONE script
 // (SADD of the event ids to the current done bucket, then XACK) after the
-// handler succeeded, batched: whatever gathered while the previous write ran goes in
-// one script call per partition, pipelined. A delivery whose event id is
-// already marked done for the group (the relay published it again) is
-// acknowledged without calling the handler: every read is checked with one
-// SMISMEMBER script per partition before its entries are queued. That
-// check costs one round trip of latency per read; the marker keeps a
-// republished event from being handled twice within Config.DedupTTL.
+// handler succeeded, batched without a timer: whatever gathered while the
+// previous write ran, plus, while deliveries are still queued for the
+// workers and the reader has room, the acks of those, goes in one script
+// call per partition, pipelined. A delivery whose event id is already
+// marked done for the group (the relay published it again) is
+// acknowledged without calling the handler: every read is checked before
+// its entries are queued, with plain SMISMEMBERs (one per partition and
+// bucket, one pipeline; a read-only check needs no script). That check
+// costs one round trip of latency per read; the marker keeps a republished
+// event from being handled twice within Config.DedupTTL.
 //
 // # Failures
 //

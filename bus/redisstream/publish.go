@@ -55,7 +55,10 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 	pipe := b.rdb.Pipeline()
 	for i := range evs {
 		e := &evs[i]
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: b.streams[b.Partition(e.OrderID)], Values: fields(e, "")})
+		// XADD stream * fields…, built in one slice: XAddArgs would copy it.
+		args := make([]any, 0, 3+12+2*len(e.Headers))
+		args = append(args, "xadd", b.streams[b.Partition(e.OrderID)], "*")
+		_ = pipe.Process(ctx, redis.NewStringCmd(ctx, appendFields(args, e, "")...))
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
@@ -71,8 +74,12 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 
 // fields encodes e as an XADD field list.
 func fields(e *orderflow.Event, only string) []any {
-	f := make([]any, 0, 12+2*len(e.Headers))
-	f = append(f, fID, e.ID, fType, e.Type, fOrder, e.OrderID, fPayload, e.Payload,
+	return appendFields(make([]any, 0, 12+2*len(e.Headers)), e, only)
+}
+
+// appendFields appends e's XADD field list to f.
+func appendFields(f []any, e *orderflow.Event, only string) []any {
+	f = append(f, fID, e.ID, fType, string(e.Type), fOrder, e.OrderID, fPayload, e.Payload,
 		fCreated, strconv.FormatInt(e.CreatedAt.UnixNano(), 10))
 	if e.Seq != 0 {
 		f = append(f, fSeq, strconv.FormatInt(e.Seq, 10))

@@ -25,22 +25,6 @@ if #ARGV < 4 + k then return 0 end
 return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4 + k))
 `)
 
-// doneScript reports, per event id, whether it is in any done-marker
-// bucket: 1 when the group handled it within DedupTTL.
-//
-// KEYS the partition's buckets, ARGV the event ids.
-var doneScript = redis.NewScript(`
-local out = {}
-for i = 1, #ARGV do out[i] = 0 end
-for _, key in ipairs(KEYS) do
-  local m = redis.call('SMISMEMBER', key, unpack(ARGV))
-  for i = 1, #ARGV do
-    if m[i] == 1 then out[i] = 1 end
-  end
-end
-return out
-`)
-
 // deadScript moves one entry to the dead letters: acknowledged and copied
 // in one step, and only if it was still pending (another consumer that
 // acknowledged it first wins; no duplicate dead letter).

@@ -44,7 +44,7 @@ var (
 	rate       = flag.Int("rate", 1000, "msgs/s of the paced latency run (0: skip it)")
 	paced      = flag.Duration("paced", 5*time.Second, "duration of the paced run")
 	rounds     = flag.Int("rounds", 3, "rounds; each runs every implementation")
-	only       = flag.String("impls", "ours,watermill,asynq", "implementations to run, comma separated")
+	only       = flag.String("impls", "ours,ref,watermill,asynq", "implementations to run, comma separated")
 	timeout    = flag.Duration("timeout", 3*time.Minute, "give up a run after this long")
 	inflight   = flag.Int("inflight", 0, "ours: Config.MaxInFlight per consumer (0: default)")
 	backlog    = flag.Bool("backlog", false, "publish everything first, then start the consumers: measures consuming alone (latencies then include the wait)")
@@ -102,6 +102,7 @@ var makers = []maker{
 	{"orderflow redisstream", newOurs},
 	{"watermill-redisstream", newWatermill},
 	{"asynq", newAsynq},
+	{"batched reference", newRef},
 }
 
 type result struct {
