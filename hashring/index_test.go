@@ -45,7 +45,7 @@ func TestIndexKeepsRingSemantics(t *testing.T) {
 			for _, h := range s.hashes {
 				probes = append(probes, h-1, h, h+1)
 			}
-			for b := range s.starts {
+			for b := range 1 << s.bits {
 				start := uint64(b) << s.shift
 				probes = append(probes, start, start-1)
 			}
@@ -88,12 +88,12 @@ func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 				split = compactSplitBits
 			}
 			found := 0
-			for b := range s.starts {
+			for b := range 1 << s.bits {
 				if !s.isSplit(b) {
 					continue
 				}
 				found++
-				p := s.hashes[s.starts[b]]
+				p := s.hashes[s.position(uint64(b)<<s.shift)]
 				low := uint64(1)<<(64-s.bits-split) - 1 // bits below the split bits
 				for _, h := range []uint64{p &^ low, p | low, p, p - 1, p + 1} {
 					if got, want := s.owner(h), refOwner(s, h); got != want {
@@ -110,7 +110,8 @@ func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 
 func (s *snapshot) isSplit(b int) bool {
 	if s.compact != nil {
-		return s.compact[b]>>compactKindShift == kindSplit
+		e := s.compact[b]
+		return e < compactMany && e&compactNoSplit != compactNoSplit
 	}
 	return s.index[b]>>kindShift == kindSplit
 }
