@@ -287,7 +287,7 @@ func runRing(ctx context.Context, opt Options) (Result, error) {
 	default:
 		res.Verdict = Depends
 	}
-	res.Condition = fmt.Sprintf("%s%s, %d keys, %d member sets, xxhash64: %d of %d quoted figures lie in the middle 90%% of our member sets, "+
+	res.Condition = fmt.Sprintf("%s%s, %d keys, %d member sets, XXH3: %d of %d quoted figures lie in the middle 90%% of our member sets, "+
 		"%d outside all of them (%s); a quoted figure comes from one set of names, one draw from a wide distribution. "+
 		"Ours at %d vnodes: worst p95 max/avg %.3f (target 1.08), movement 10→11 %.2f%% (ideal %.2f%%), %d keys between old members, "+
 		"slowest lookup median %.1f ns.",
