@@ -2,163 +2,95 @@ package redislock
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// notifier shares one pub/sub connection among all of a Locker's waiters:
-// subscribing per Acquire would dial a connection per contended Acquire. A
-// channel is subscribed while anyone waits on its lock and unsubscribed after.
+// notifier is a Locker's one pub/sub connection, subscribed to the Locker's
+// own grant channel from its first wait until Close. A release hands the
+// lock to the first waiter in the queue and publishes "<waiter id> <token>"
+// on that waiter's Locker's channel, so a grant wakes exactly one Locker and
+// one waiter in it, and nobody subscribes or unsubscribes per Acquire.
 type notifier struct {
-	rdb redis.UniversalClient
+	rdb     redis.UniversalClient
+	channel string
 
-	mu     sync.Mutex
-	ps     *redis.PubSub // nil until the first waiter, and after close
-	exited chan struct{} // closed when dispatch returned
-	subs   map[string]*subscription
-	closed bool
+	mu      sync.Mutex
+	ps      *redis.PubSub // nil until the first waiter, and after close
+	ready   chan struct{} // closed once Redis confirmed the subscription
+	exited  chan struct{} // closed when dispatch returned
+	waiters map[string]chan string
+	closed  bool
 }
 
-// subscription is the state of one channel. Its fields are guarded by
-// notifier.mu.
-type subscription struct {
-	refs  int
-	state subState
-	// ready is closed once Redis confirmed the SUBSCRIBE: only a try made
-	// after that can rely on hearing about the next release.
-	ready chan struct{}
-	// wake is the signal the next message on the channel fires.
-	wake *signal
+// listening reports whether grants are heard: then a waiter that registers
+// before its first try cannot miss one.
+func (n *notifier) listening() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ps != nil && isClosed(n.ready)
 }
 
-// signal is one message on a channel, as a chain: a waiter holding a signal
-// sees every later message in order, even those that arrive while it is
-// busy, without taking the notifier's lock.
-type signal struct {
-	fired   chan struct{} // closed when the message arrived
-	payload string        // valid once fired is closed
-	next    *signal       // valid once fired is closed
-}
-
-func newSignal() *signal { return &signal{fired: make(chan struct{})} }
-
-type subState int
-
-const (
-	subscribing subState = iota
-	subscribed
-	unsubscribing // UNSUBSCRIBE sent; subscribe again when confirmed if refs > 0
-)
-
-// join registers a waiter on ch, subscribing if it is the first.
-func (n *notifier) join(ctx context.Context, ch string) (*subscription, error) {
+// register makes grants for waiter id arrive on the returned channel, and
+// subscribes if nobody did yet. Grants published before ready is closed may
+// be lost: a waiter tries again once it is.
+func (n *notifier) register(ctx context.Context, id string) (grants <-chan string, ready <-chan struct{}, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return nil, redis.ErrClosed
+		return nil, nil, redis.ErrClosed
 	}
 	if n.ps == nil {
-		n.ps = n.rdb.Subscribe(context.WithoutCancel(ctx))
-		n.exited = make(chan struct{})
-		go n.dispatch(n.ps.ChannelWithSubscriptions(), n.exited)
-	}
-	if s := n.subs[ch]; s != nil {
-		s.refs++
-		if s.state == unsubscribing && isClosed(s.ready) {
-			// The channel is resubscribed when the UNSUBSCRIBE is
-			// confirmed; until then this waiter may miss a release.
-			s.ready = make(chan struct{})
+		ps := n.rdb.Subscribe(context.WithoutCancel(ctx))
+		if err := ps.Subscribe(ctx, n.channel); err != nil {
+			_ = ps.Close()
+			return nil, nil, err
 		}
-		return s, nil
+		n.ps, n.ready, n.exited = ps, make(chan struct{}), make(chan struct{})
+		go n.dispatch(ps.ChannelWithSubscriptions(), n.ready, n.exited)
 	}
-	s := &subscription{refs: 1, ready: make(chan struct{}), wake: newSignal()}
-	if err := n.ps.Subscribe(ctx, ch); err != nil {
-		return nil, err
+	if n.waiters == nil {
+		n.waiters = make(map[string]chan string)
 	}
-	if n.subs == nil {
-		n.subs = make(map[string]*subscription)
-	}
-	n.subs[ch] = s
-	return s, nil
+	ch := make(chan string, 1)
+	n.waiters[id] = ch
+	return ch, n.ready, nil
 }
 
-// leave drops a waiter; the last one unsubscribes.
-func (n *notifier) leave(ch string, s *subscription) {
+// unregister forgets waiter id: a grant for it arriving later is dropped,
+// and the waiter's leaving script passes such a lock on.
+func (n *notifier) unregister(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	s.refs--
-	if s.refs > 0 || s.state != subscribed || n.closed {
-		// A subscription still being confirmed is unsubscribed once the
-		// confirmation arrives (see dispatch).
-		return
-	}
-	s.state = unsubscribing
-	if err := n.ps.Unsubscribe(context.Background(), ch); err != nil {
-		// The connection is broken; go-redis forgets the channel anyway
-		// and will not resubscribe it.
-		delete(n.subs, ch)
-	}
+	delete(n.waiters, id)
 }
 
-// waitFor returns what a waiter on s waits for: while the subscription is
-// not confirmed, the confirmation (ready); after that, the next message
-// (sig). Take it before trying the lock, so a release between the try and the
-// wait still wakes.
-func (n *notifier) waitFor(s *subscription) (ready <-chan struct{}, sig *signal) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if isClosed(s.ready) {
-		return nil, s.wake
-	}
-	return s.ready, nil
-}
-
-func (n *notifier) dispatch(msgs <-chan any, exited chan struct{}) {
+func (n *notifier) dispatch(msgs <-chan any, ready, exited chan struct{}) {
 	defer close(exited)
 	for m := range msgs {
-		n.mu.Lock()
 		switch m := m.(type) {
 		case *redis.Message:
-			if s := n.subs[m.Channel]; s != nil {
-				cur := s.wake
-				cur.payload, cur.next = m.Payload, newSignal()
-				s.wake = cur.next
-				close(cur.fired)
+			id, tok, ok := strings.Cut(m.Payload, " ")
+			if !ok {
+				continue
 			}
+			n.mu.Lock()
+			if ch := n.waiters[id]; ch != nil {
+				select {
+				case ch <- tok:
+				default: // a grant per waiter id; never happens
+				}
+			}
+			n.mu.Unlock()
 		case *redis.Subscription:
-			n.confirmed(m)
-		}
-		n.mu.Unlock()
-	}
-}
-
-// confirmed handles the server's answer to SUBSCRIBE or UNSUBSCRIBE. go-redis
-// also resubscribes by itself after a reconnect; those answers find the
-// subscription already subscribed and change nothing. n.mu must be held.
-func (n *notifier) confirmed(m *redis.Subscription) {
-	s := n.subs[m.Channel]
-	if s == nil {
-		return
-	}
-	switch {
-	case m.Kind == "subscribe" && s.state == subscribing:
-		s.state = subscribed
-		close(s.ready)
-		if s.refs == 0 {
-			// Everyone left before the confirmation.
-			s.state = unsubscribing
-			_ = n.ps.Unsubscribe(context.Background(), m.Channel)
-		}
-	case m.Kind == "unsubscribe" && s.state == unsubscribing:
-		if s.refs == 0 {
-			delete(n.subs, m.Channel)
-			return
-		}
-		// Someone joined meanwhile (and got a fresh ready): subscribe again.
-		s.state = subscribing
-		if err := n.ps.Subscribe(context.Background(), m.Channel); err != nil {
-			delete(n.subs, m.Channel)
+			// go-redis resubscribes by itself after a reconnect; grants
+			// published while disconnected are lost, and their waiters
+			// find them on their next timed try.
+			if m.Kind == "subscribe" && !isClosed(ready) {
+				close(ready)
+			}
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 // FuzzParseAcquire feeds the decoder of the acquire script's reply (network
 // input) with arbitrary shapes: it must never panic, and a token it accepts
-// must be the positive decimal it was given.
+// must be the positive decimal it was given, with a positive pttl.
 func FuzzParseAcquire(f *testing.F) {
 	f.Add(int64(1), "1795680195953579", int64(0), true)
 	f.Add(int64(0), "", int64(2500), false)
@@ -20,7 +20,11 @@ func FuzzParseAcquire(f *testing.F) {
 		if asString {
 			second = s
 		}
-		tok, pttl, err := parseAcquire([]any{flag, second})
+		res := []any{flag, second}
+		if flag != 0 {
+			res = append(res, n)
+		}
+		tok, pttl, err := parseAcquire(res)
 		if err != nil {
 			return
 		}
@@ -30,7 +34,7 @@ func FuzzParseAcquire(f *testing.F) {
 			}
 			return
 		}
-		if want, perr := strconv.ParseUint(s, 10, 64); flag == 0 || !asString || perr != nil || want != tok {
+		if want, perr := strconv.ParseUint(s, 10, 64); flag == 0 || !asString || perr != nil || want != tok || pttl != n || n <= 0 {
 			t.Fatalf("held: flag=%d second=%v gave token %d", flag, second, tok)
 		}
 	})
@@ -44,9 +48,12 @@ func TestParseAcquire(t *testing.T) {
 		pttl    int64
 		wantErr bool
 	}{
-		{"Held", []any{int64(1), "1795680195953579"}, 1795680195953579, 0, false},
+		{"Held", []any{int64(1), "1795680195953579", int64(10000)}, 1795680195953579, 10000, false},
+		{"HeldWithoutPttl", []any{int64(1), "1795680195953579"}, 0, 0, true},
+		{"HeldPttlNotPositive", []any{int64(1), "1795680195953579", int64(-2)}, 0, 0, true},
+		{"BusyTooLong", []any{int64(0), int64(1234), int64(1)}, 0, 0, true},
 		{"Busy", []any{int64(0), int64(1234)}, 0, 1234, false},
-		{"ZeroToken", []any{int64(1), "0"}, 0, 0, true},
+		{"ZeroToken", []any{int64(1), "0", int64(10000)}, 0, 0, true},
 		{"Short", []any{int64(1)}, 0, 0, true},
 		{"FlagNotInt", []any{"1", "5"}, 0, 0, true},
 		{"PttlNotInt", []any{int64(0), "5"}, 0, 0, true},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/lock/locktest"
 	"github.com/orderflow/orderflow/lock/redislock"
 )
@@ -66,34 +67,171 @@ func TestWaitersAcrossProcessesTakeTurns(t *testing.T) {
 }
 
 // TestDeadWaiterLosesItsPlace: a waiter that died without leaving the queue
-// holds the others up only until its place lapses.
+// holds the others up only until its place lapses, also when the lock is
+// handed to it first.
 func TestDeadWaiterLosesItsPlace(t *testing.T) {
-	rdb := mustClient(t, "tcp", redisAddr())
-	l := mustLocker(t, rdb, "orderflow:locktest:")
+	for _, tc := range []struct{ name, id string }{
+		{"Malformed", "dead"},
+		{"OfAGoneLocker", "GONELOCKER000000:1:10000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := mustClient(t, "tcp", redisAddr())
+			l := mustLocker(t, rdb, "orderflow:locktest:")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			key := locktest.Key(t)
+			// The queue as a dead waiter leaves it: first in line, due in 500 ms.
+			queue, due := l.LockKey(key)+":queue", l.LockKey(key)+":due"
+			now, err := rdb.Time(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.RPush(ctx, queue, tc.id).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ZAdd(ctx, due, redisZ(float64(now.Add(500*time.Millisecond).UnixMilli()), tc.id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			le, err := l.Acquire(ctx, key, time.Second)
+			if err != nil {
+				t.Fatalf("Acquire behind a dead waiter: %v", err)
+			}
+			defer func() { _ = le.Release(ctx) }()
+			if d := time.Since(start); d < 400*time.Millisecond || d > 3*time.Second {
+				t.Errorf("got the lock after %v; the dead waiter's place lapsed after 500ms", d)
+			}
+		})
+	}
+}
+
+// TestGrantToLeavingWaiterIsPassedOn: B waits behind A and gives up just as
+// A releases. Whether the lock was handed to B or not, by the time B's
+// Acquire returned it has been handed on to C, queued behind B, without
+// waiting for C's next timed try (which comes 1 s after its last).
+func TestGrantToLeavingWaiterIsPassedOn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	key := locktest.Key(t)
-	// The queue as a dead waiter leaves it: first in line, due in 500 ms.
-	queue, due := l.LockKey(key)+":queue", l.LockKey(key)+":due"
-	now, err := rdb.Time(ctx).Result()
+	lockers := map[string]*redislock.Locker{}
+	var rdb *redis.Client
+	for _, name := range []string{"A", "B", "C"} {
+		rdb = mustClient(t, "tcp", redisAddr())
+		lockers[name] = mustLocker(t, rdb, "orderflow:locktest:")
+	}
+	held, err := lockers["A"].Acquire(ctx, key, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.RPush(ctx, queue, "dead").Err(); err != nil {
+	bctx, bcancel := context.WithCancel(ctx)
+	bdone := make(chan error, 1)
+	go func() {
+		le, err := lockers["B"].Acquire(bctx, key, 10*time.Second)
+		if err == nil {
+			err = le.Release(ctx)
+		}
+		bdone <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // B is queued
+	cheld := make(chan error, 1)
+	crelease := make(chan struct{})
+	go func() {
+		le, err := lockers["C"].Acquire(ctx, key, 10*time.Second)
+		cheld <- err
+		if err == nil {
+			<-crelease
+			err = le.Release(ctx)
+		}
+		cheld <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // C is queued behind B
+	bcancel()
+	if err := held.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.ZAdd(ctx, due, redisZ(float64(now.Add(500*time.Millisecond).UnixMilli()), "dead")).Err(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	le, err := l.Acquire(ctx, key, time.Second)
+	<-bdone // canceled, or got and released the lock: either is fine
+	// C holds the lock (or it is on its way to C): nobody else can.
+	n, err := rdb.Exists(ctx, lockers["C"].LockKey(key)).Result()
 	if err != nil {
-		t.Fatalf("Acquire behind a dead waiter: %v", err)
+		t.Fatal(err)
 	}
-	defer func() { _ = le.Release(ctx) }()
-	if d := time.Since(start); d < 400*time.Millisecond || d > 3*time.Second {
-		t.Errorf("got the lock after %v; the dead waiter's place lapsed after 500ms", d)
+	if n != 1 {
+		t.Error("lock free after B left; want it handed on to C")
+	}
+	if err := <-cheld; err != nil {
+		t.Fatalf("C: %v", err)
+	}
+	close(crelease)
+	if err := <-cheld; err != nil {
+		t.Errorf("C release: %v", err)
 	}
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// TestTokenAboveStored: when the stored last token is ahead of the server's
+// clock (many tokens minted within a microsecond, or a clock that went back
+// a little), the next token is the stored one plus one, whether the lock was
+// taken at once or handed over to a waiter.
+func TestTokenAboveStored(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handoff bool
+	}{
+		{"Taken", false},
+		{"HandedOver", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			key := locktest.Key(t)
+			rdb := mustClient(t, "tcp", redisAddr())
+			a := mustLocker(t, rdb, "orderflow:locktest:")
+			b := mustLocker(t, mustClient(t, "tcp", redisAddr()), "orderflow:locktest:")
+			var held *redislock.Locker
+			var first orderflow.Lease
+			if tc.handoff {
+				le, err := a.Acquire(ctx, key, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first, held = le, b
+			}
+			// An hour ahead of the server's clock, in µs.
+			now, err := rdb.Time(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := uint64(now.Add(time.Hour).UnixMicro())
+			if err := rdb.Set(ctx, a.LockKey(key)+":token", stored, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan uint64, 1)
+			go func() {
+				l := a
+				if held != nil {
+					l = held
+				}
+				le, err := l.Acquire(ctx, key, 5*time.Second)
+				if err != nil {
+					t.Error(err)
+					got <- 0
+					return
+				}
+				if err := le.Release(ctx); err != nil {
+					t.Error(err)
+				}
+				got <- le.Token()
+			}()
+			if first != nil {
+				time.Sleep(200 * time.Millisecond) // b is queued
+				if err := first.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tok := <-got; tok != stored+1 {
+				t.Errorf("token %d, want %d (stored + 1)", tok, stored+1)
+			}
+		})
+	}
+}

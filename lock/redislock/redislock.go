@@ -2,25 +2,29 @@
 // lock (SET NX PX) and mints its fencing token from the server's clock and a
 // stored counter, so tokens keep increasing even after Redis restarts empty.
 //
-// Waiters take turns. A caller that cannot take the lock joins the lock's
-// queue in Redis; when the lock is free only the head of the queue may take
-// it, so a releaser coming straight back queues behind those already waiting
-// instead of winning every race by one round trip. A waiter does not poll: it
-// subscribes to the lock's channel, on which Release names the waiter whose
-// turn it is, and otherwise comes back when the holder's TTL runs out (a
-// holder that died never publishes) and every second to keep its place. A
-// waiter that died unannounced loses its place after 3 s. Within one Locker,
-// callers also queue in process, so only one of them is in Redis's queue at a
-// time. Extending and releasing compare the lock's value with the holder's
-// token inside a script, so a holder that lost the lock can neither extend nor
-// release the next holder's.
+// Waiters take turns, and the lock is handed over, not raced for. A caller
+// that cannot take the lock joins the lock's queue in Redis; when the lock is
+// free only the head of the queue may take it, so a releaser coming straight
+// back queues behind those already waiting instead of winning every race by
+// one round trip. Release (a script) gives the lock directly to the head of
+// the queue, minting its token, and publishes the grant on that waiter's
+// Locker's channel: the waiter holds the lock when the message arrives, with
+// no round trip of its own, and no other waiter wakes. A waiter also comes
+// back when the holder's TTL runs out (a holder that died never releases) and
+// every second to keep its place; a waiter that died unannounced loses its
+// place after 3 s, and a lock handed to it lapses by then too. Within one
+// Locker, callers also queue in process, so only one of them is in Redis's
+// queue at a time. Extending and releasing compare the lock's value with the
+// holder's inside a script, so a holder that lost the lock can neither extend
+// nor release the next holder's.
 //
-// Keys, for a lock named K under prefix P: P{K} holds the token of the current
-// holder; P{K}:token the last token minted (no expiry: one small key per lock
-// name, kept so tokens survive the lock's expiry); P{K}:released is the
-// channel; P{K}:queue and P{K}:due the waiters and when each must be back
-// (both expire when nobody waits). The braces keep all of them in one Redis
-// Cluster slot.
+// Keys, for a lock named K under prefix P: P{K} holds "<token> <waiter id>"
+// of the current holder; P{K}:token the last token minted (no expiry: one
+// small key per lock name, kept so tokens survive the lock's expiry);
+// P{K}:queue and P{K}:due the waiters and when each must be back (both expire
+// when nobody waits). The braces keep all of them in one Redis Cluster slot.
+// Each Locker listens on its own channel, Pgranted:<Locker id>, from its
+// first wait until Close.
 package redislock
 
 import (
@@ -57,6 +61,7 @@ type Locker struct {
 	prefix string
 	id     string        // prefix of this Locker's waiter ids
 	seq    atomic.Uint64 // makes waiter ids unique
+	wake   string        // prefix of the Lockers' grant channels
 	gates  gates
 	n      notifier
 }
@@ -67,7 +72,9 @@ func New(rdb redis.UniversalClient, prefix string) *Locker {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Locker{rdb: rdb, prefix: prefix, id: rand.Text()[:16] + ":", n: notifier{rdb: rdb}}
+	id := rand.Text()[:16]
+	wake := prefix + "granted:"
+	return &Locker{rdb: rdb, prefix: prefix, id: id + ":", wake: wake, n: notifier{rdb: rdb, channel: wake + id}}
 }
 
 // Close ends the Locker's pub/sub connection and the goroutine reading it.
@@ -81,7 +88,6 @@ func (l *Locker) keys(key string) []string {
 	k := l.LockKey(key)
 	return []string{k, k + ":token", k + ":queue", k + ":due"}
 }
-func (l *Locker) channel(key string) string { return l.LockKey(key) + ":released" }
 
 // Acquire blocks until the lock is held or ctx ends. ttl is rounded down to
 // whole milliseconds, the resolution of Redis expiry.
@@ -104,131 +110,161 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	return le, nil
 }
 
-// acquire contends in Redis. The first try needs no subscription; after
-// that, a waiter tries again at every release message and, since a holder
-// that died never publishes, when the holder's TTL runs out.
+// acquire contends in Redis. A waiter tries once, then waits for the lock to
+// be handed to it (a message on its Locker's channel), and tries again only
+// when the holder's TTL runs out (a holder that died never hands over) and
+// every queueKeep/3 to keep its place.
 func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, leave func()) (orderflow.Lease, error) {
 	var (
-		sub    *subscription
-		ch     = l.channel(key)
-		id     = l.id + strconv.FormatUint(l.seq.Add(1), 36)
-		queued bool // the last try may have put us in the queue
+		id     = l.id + strconv.FormatUint(l.seq.Add(1), 36) + ":" + strconv.FormatInt(ttl.Milliseconds(), 10)
+		keys   = l.keys(key)
+		grants <-chan string
+		ready  <-chan struct{} // non-nil until a try after it closed
+		queued bool            // the last try may have put us in the queue
 		won    bool
 	)
+	if l.n.listening() {
+		// Registered before the first try: no grant can be missed.
+		grants, _, _ = l.n.register(ctx, id)
+	}
 	defer func() {
-		if sub != nil {
-			l.n.leave(ch, sub)
+		if grants != nil {
+			l.n.unregister(id)
 		}
 		if queued && !won {
-			// Give our place up now rather than when it lapses, under
-			// a context of its own: ctx may be what ended the wait.
+			// Give our place up now rather than when it lapses (and
+			// pass on a lock handed to us meanwhile), under a context
+			// of its own: ctx may be what ended the wait.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			_ = leaveScript.Run(cctx, l.rdb, l.keys(key), id, ch).Err()
+			_ = leaveScript.Run(cctx, l.rdb, keys, id, l.wake).Err()
 		}
 	}()
 	for {
-		// Taken before the try, so a release between the try and the
-		// wait still wakes us.
-		var (
-			ready <-chan struct{}
-			sig   *signal
-		)
-		if sub != nil {
-			ready, sig = l.n.waitFor(sub)
-		}
 		sent := time.Now()
-		tok, pttl, err := l.try(ctx, key, ttl, id)
+		tok, pttl, err := l.try(ctx, keys, ttl, id)
 		if err != nil {
 			return nil, l.fail(ctx, err, key)
 		}
-		queued = true
 		if tok != 0 {
 			won = true
-			return l.newLease(key, tok, ttl, sent, leave), nil
+			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, leave), nil
 		}
-		if sub == nil {
-			if sub, err = l.n.join(ctx, ch); err != nil {
+		queued = true
+		if grants == nil {
+			// A grant published before the subscription is confirmed
+			// is not heard: once it is, try again.
+			if grants, ready, err = l.n.register(ctx, id); err != nil {
 				return nil, l.fail(ctx, err, key)
 			}
-			// A release before Redis confirms the subscription is not
-			// heard: wait for the confirmation, then try again.
-			ready, sig = l.n.waitFor(sub)
 		}
-		// Come back when the holder's TTL or the waiter ahead's place
-		// runs out, and often enough to keep our own place.
 		wait := min(time.Duration(pttl)*time.Millisecond+time.Millisecond, queueKeep/3)
 		if pttl < 0 {
 			wait = queueKeep / 3
 		}
-		if err := l.wait(ctx, ready, sig, wait, id); err != nil {
+		tok, err = l.wait(ctx, grants, &ready, wait)
+		if err != nil {
 			return nil, lock.CtxErr(ctx, key)
 		}
+		if tok == 0 {
+			continue
+		}
+		// Handed over: the grant started after our last try was sent and
+		// lasts min(ttl, queueKeep) from then at least (see grant in
+		// scripts.go).
+		valid := min(ttl, queueKeep)
+		if time.Until(sent.Add(valid-lease.Margin(ttl))) < valid/4 {
+			// Too little of the grant is left to count on: make it a
+			// full TTL first.
+			sent = time.Now()
+			held, err := extendScript.Run(ctx, l.rdb, keys[:1], value(tok, id), ttl.Milliseconds()).Int64()
+			if err != nil {
+				return nil, l.fail(ctx, err, key)
+			}
+			if held != 1 {
+				continue // the grant ran out; we queue again
+			}
+			valid = ttl
+		}
+		won = true
+		return l.newLease(key, keys, id, tok, ttl, sent, valid, leave), nil
 	}
 }
 
-// wait returns when it is worth trying again: the subscription got
-// confirmed (ready), a release named this waiter or nobody in particular
-// (sig), or the timeout passed. It returns an error only when ctx ended.
-func (l *Locker) wait(ctx context.Context, ready <-chan struct{}, sig *signal, timeout time.Duration, id string) error {
+// wait returns a token handed to this waiter, or 0 when it is worth trying
+// again: the subscription got confirmed (*ready closes; it is then set to
+// nil), or the timeout passed. It returns an error only when ctx ended.
+func (l *Locker) wait(ctx context.Context, grants <-chan string, ready *<-chan struct{}, timeout time.Duration) (uint64, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		fired := ready
-		if sig != nil {
-			fired = sig.fired
-		}
 		select {
-		case <-fired:
-			if sig != nil && sig.payload != "" && sig.payload != id {
-				// Another waiter's turn; ours comes with a later
-				// message.
-				sig = sig.next
-				continue
+		case s := <-grants:
+			tok, err := strconv.ParseUint(s, 10, 64)
+			if err != nil || tok == 0 {
+				continue // not from our script; the timed try finds a real grant
 			}
-			return nil
+			return tok, nil
+		case <-*ready:
+			*ready = nil
+			return 0, nil
 		case <-timer.C:
-			return nil
+			return 0, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 }
 
-// try runs the acquire script once: a non-zero token means held, otherwise
-// pttl is how long the current holder has left.
-func (l *Locker) try(ctx context.Context, key string, ttl time.Duration, id string) (tok uint64, pttl int64, err error) {
-	res, err := acquireScript.Run(ctx, l.rdb, l.keys(key),
-		ttl.Milliseconds(), id, queueKeep.Milliseconds()).Slice()
+// try runs the acquire script once: a non-zero token means held, and pttl
+// is then how long the lock surely lasts; otherwise pttl is how long the
+// current holder has left.
+func (l *Locker) try(ctx context.Context, keys []string, ttl time.Duration, id string) (tok uint64, pttl int64, err error) {
+	res, err := acquireScript.Run(ctx, l.rdb, keys,
+		ttl.Milliseconds(), id, queueKeep.Milliseconds(), l.wake).Slice()
 	if err != nil {
 		return 0, 0, err
 	}
 	return parseAcquire(res)
 }
 
-// parseAcquire decodes the acquire script's reply: {1, "token"} or {0, pttl}.
+// parseAcquire decodes the acquire script's reply: {1, "token", pttl} or
+// {0, pttl}.
 func parseAcquire(res []any) (tok uint64, pttl int64, err error) {
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return 0, 0, fmt.Errorf("acquire script returned %d values", len(res))
 	}
 	ok, isInt := res[0].(int64)
-	switch {
-	case !isInt:
+	if !isInt {
 		return 0, 0, fmt.Errorf("acquire script returned flag %T", res[0])
-	case ok == 0:
+	}
+	if ok == 0 {
+		if len(res) != 2 {
+			return 0, 0, fmt.Errorf("acquire script returned %d values without a token", len(res))
+		}
 		pttl, isInt = res[1].(int64)
 		if !isInt {
 			return 0, 0, fmt.Errorf("acquire script returned pttl %T", res[1])
 		}
 		return 0, pttl, nil
 	}
+	if len(res) != 3 {
+		return 0, 0, fmt.Errorf("acquire script returned %d values with a token", len(res))
+	}
 	s, _ := res[1].(string)
 	tok, err = strconv.ParseUint(s, 10, 64)
 	if err != nil || tok == 0 {
 		return 0, 0, fmt.Errorf("acquire script returned token %q: %v", s, err)
 	}
-	return tok, 0, nil
+	pttl, isInt = res[2].(int64)
+	if !isInt || pttl <= 0 {
+		return 0, 0, fmt.Errorf("acquire script returned token pttl %v", res[2])
+	}
+	return tok, pttl, nil
 }
+
+// value is what the lock key holds while tok, taken by waiter id, holds it.
+func value(tok uint64, id string) string { return strconv.FormatUint(tok, 10) + " " + id }
 
 func (l *Locker) fail(ctx context.Context, err error, key string) error {
 	if ctx.Err() != nil {
@@ -237,21 +273,20 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 	return lock.Unavailable(err, "acquiring", key)
 }
 
-func (l *Locker) newLease(key string, tok uint64, ttl time.Duration, sent time.Time, leave func()) *lease.Lease {
-	val := strconv.FormatUint(tok, 10)
-	lockKey := []string{l.LockKey(key)}
-	keys := l.keys(key)
+func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, leave func()) *lease.Lease {
+	val := value(tok, id)
 	ms := ttl.Milliseconds()
 	return lease.Start(lease.Config{
 		Token: tok,
 		TTL:   ttl,
 		Sent:  sent,
+		Valid: valid,
 		Extend: func(ctx context.Context) (bool, error) {
-			n, err := extendScript.Run(ctx, l.rdb, lockKey, val, ms).Int64()
+			n, err := extendScript.Run(ctx, l.rdb, keys[:1], val, ms).Int64()
 			return n == 1, err
 		},
 		Release: func(ctx context.Context) error {
-			n, err := releaseScript.Run(ctx, l.rdb, keys, val, l.channel(key)).Int64()
+			n, err := releaseScript.Run(ctx, l.rdb, keys, val, l.wake).Int64()
 			switch {
 			case err != nil:
 				return lock.Unavailable(err, "releasing", key)

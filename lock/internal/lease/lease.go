@@ -1,6 +1,6 @@
 // Package lease implements orderflow.Lease once for every backend: the token,
-// the Done hint, the renewal goroutine the lease owns, and a Release that runs
-// exactly once and stops that goroutine first.
+// the Done hint, the renewal the lease owns, and a Release that runs exactly
+// once and stops that renewal first.
 package lease
 
 import (
@@ -12,14 +12,19 @@ import (
 // Config describes a freshly acquired lease.
 type Config struct {
 	Token uint64
-	// TTL is the lifetime the backend granted; renewal runs every TTL/3.
+	// TTL is the lifetime the backend grants on renewal; renewal runs every
+	// TTL/3.
 	TTL time.Duration
 	// Sent is when the request that acquired (or last extended) the lock was
 	// sent. The backend started the TTL no earlier than this, so Sent+TTL is
 	// a lower bound on the expiry that needs no clock shared with the server.
 	Sent time.Time
-	// Extend renews the lease. held=false with a nil error means the lock is
-	// provably gone; an error means "unknown, try again".
+	// Valid, if positive and below TTL, is how long after Sent the lock
+	// surely lasts when the backend granted less than TTL at first (a lock
+	// handed over to a waiter); the first renewal then comes early enough.
+	Valid time.Duration
+	// Extend renews the lease for TTL. held=false with a nil error means the
+	// lock is provably gone; an error means "unknown, try again".
 	Extend func(ctx context.Context) (held bool, err error)
 	// Release gives the lock up; it is called at most once.
 	Release func(ctx context.Context) error
@@ -33,35 +38,56 @@ type Config struct {
 func Margin(ttl time.Duration) time.Duration { return ttl / 10 }
 
 // Lease is a held lock. The zero value is not usable; see Start.
+//
+// Renewal is a timer, not a goroutine: a lease released before its first
+// renewal (most of them, for short critical sections) costs one timer that
+// is started and stopped, and each renewal runs on the goroutine the timer
+// starts. One timer does both jobs: it fires for the next renewal, or at the
+// deadline if that comes first, and Done closes when it fires past the
+// deadline.
 type Lease struct {
 	token   uint64
 	done    chan struct{}
-	lostMu  sync.Once
-	stop    context.CancelFunc // ends renewal, including an Extend in flight
-	exited  chan struct{}      // closed when the renewal goroutine returned
+	lost    sync.Once
+	ttl     time.Duration
+	extend  func(ctx context.Context) (bool, error)
 	release func(ctx context.Context) error
 	onEnd   func()
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	deadline time.Time     // past this the lock may have expired on the server
+	stopped  bool          // Release began, or the lease was lost
+	cancel   func()        // ends the Extend in flight, if any
+	running  chan struct{} // closed when the renewal in flight returns
+
 	relOnce sync.Once
 	relErr  error
 }
 
-// Start returns a lease and, when c.Extend is set, starts the goroutine that
-// renews it. The lease owns that goroutine; Release stops it.
+// Start returns a lease and, when c.Extend is set, schedules its renewal.
+// The lease owns that renewal; Release stops it.
 func Start(c Config) *Lease {
-	ctx, stop := context.WithCancel(context.Background())
 	l := &Lease{
 		token:   c.Token,
 		done:    make(chan struct{}),
-		stop:    stop,
-		exited:  make(chan struct{}),
+		ttl:     c.TTL,
+		extend:  c.Extend,
 		release: c.Release,
 		onEnd:   c.OnEnd,
 	}
 	if c.Extend == nil {
-		close(l.exited)
 		return l
 	}
-	go l.renew(ctx, c)
+	valid := c.TTL
+	if c.Valid > 0 && c.Valid < valid {
+		valid = c.Valid
+	}
+	l.deadline = c.Sent.Add(valid - Margin(c.TTL))
+	// Held while the timer is set, so a renewal that fires at once sees it.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = time.AfterFunc(min(c.TTL/3, time.Until(l.deadline)/2), l.renew)
 	return l
 }
 
@@ -73,7 +99,7 @@ func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Lose closes Done. Backends call it when they learn the lock is gone.
 func (l *Lease) Lose() {
-	l.lostMu.Do(func() {
+	l.lost.Do(func() {
 		close(l.done)
 		if l.onEnd != nil {
 			l.onEnd()
@@ -81,12 +107,23 @@ func (l *Lease) Lose() {
 	})
 }
 
-// Release stops renewal, then releases the lock once. Later calls return the
-// first call's result.
+// Release stops renewal (waiting for one in flight), then releases the lock
+// once. Later calls return the first call's result.
 func (l *Lease) Release(ctx context.Context) error {
 	l.relOnce.Do(func() {
-		l.stop()
-		<-l.exited
+		l.mu.Lock()
+		l.stopped = true
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		if l.cancel != nil {
+			l.cancel()
+		}
+		running := l.running
+		l.mu.Unlock()
+		if running != nil {
+			<-running
+		}
 		if l.release != nil {
 			l.relErr = l.release(ctx)
 		}
@@ -95,46 +132,53 @@ func (l *Lease) Release(ctx context.Context) error {
 	return l.relErr
 }
 
-func (l *Lease) renew(ctx context.Context, c Config) {
-	defer close(l.exited)
-	interval := c.TTL / 3
-	retry := max(interval/4, time.Millisecond)
-	// Past this instant the lock may have expired on the server.
-	deadline := c.Sent.Add(c.TTL - Margin(c.TTL))
-	expire := time.NewTimer(time.Until(deadline))
-	defer expire.Stop()
-	tick := time.NewTimer(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-expire.C:
-			l.Lose()
-			return
-		case <-tick.C:
-		}
-		sent := time.Now()
-		// An extension that answers after the deadline is worthless: Done
-		// must already be closed by then.
-		ectx, cancel := context.WithDeadline(ctx, deadline)
-		held, err := c.Extend(ectx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil && held:
-			deadline = sent.Add(c.TTL - Margin(c.TTL))
-			expire.Reset(time.Until(deadline))
-			tick.Reset(interval)
-		case err == nil:
-			l.Lose()
-			return
-		case !time.Now().Before(deadline):
-			l.Lose()
-			return
-		default:
-			tick.Reset(retry)
-		}
+// renew runs when the timer fires: it extends the lock, or closes Done when
+// the deadline has passed.
+func (l *Lease) renew() {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	deadline := l.deadline
+	if !time.Now().Before(deadline) {
+		l.stopped = true
+		l.mu.Unlock()
+		l.Lose()
+		return
+	}
+	// An extension that answers after the deadline is worthless: Done
+	// must already be closed by then.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	running := make(chan struct{})
+	l.cancel, l.running = cancel, running
+	l.mu.Unlock()
+
+	sent := time.Now()
+	held, err := l.extend(ctx)
+	cancel()
+
+	l.mu.Lock()
+	defer close(running)
+	l.cancel, l.running = nil, nil
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	interval := l.ttl / 3
+	switch {
+	case err == nil && held:
+		l.deadline = sent.Add(l.ttl - Margin(l.ttl))
+		l.timer.Reset(interval)
+	case err == nil || !time.Now().Before(deadline):
+		l.stopped = true
+	default:
+		// Retry soon, but fire no later than the deadline.
+		l.timer.Reset(min(max(interval/4, time.Millisecond), time.Until(deadline)))
+	}
+	lose := l.stopped
+	l.mu.Unlock()
+	if lose {
+		l.Lose()
 	}
 }

@@ -20,20 +20,25 @@ func TestRenewal(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		extend   func(n int64) (bool, error)
+		valid    time.Duration // Config.Valid
 		wantLost bool
 		// Done must close before this, measured from Start: the lock
 		// may be gone on the server from Sent+TTL on.
 		within time.Duration
 	}{
-		{"Renewed", func(int64) (bool, error) { return true, nil }, false, 0},
-		{"ExtendFailsLostByDeadline", func(int64) (bool, error) { return false, errDown }, true, ttl},
-		{"NotHeldLostAtOnce", func(int64) (bool, error) { return false, nil }, true, ttl/3 + ttl/10},
+		{"Renewed", func(int64) (bool, error) { return true, nil }, 0, false, 0},
+		// A lock handed over for less than its TTL is renewed before
+		// that shorter grant runs out.
+		{"ShortFirstGrantRenewedEarly", func(int64) (bool, error) { return true, nil }, ttl / 4, false, 0},
+		{"ShortFirstGrantLostByItsDeadline", func(int64) (bool, error) { return false, errDown }, ttl / 4, true, ttl / 4},
+		{"ExtendFailsLostByDeadline", func(int64) (bool, error) { return false, errDown }, 0, true, ttl},
+		{"NotHeldLostAtOnce", func(int64) (bool, error) { return false, nil }, 0, true, ttl/3 + ttl/10},
 		{"FailsAfterOneRenewal", func(n int64) (bool, error) {
 			if n == 1 {
 				return true, nil
 			}
 			return false, errDown
-		}, true, ttl/3 + ttl},
+		}, 0, true, ttl/3 + ttl},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int64
@@ -42,6 +47,7 @@ func TestRenewal(t *testing.T) {
 				Token: 7,
 				TTL:   ttl,
 				Sent:  start,
+				Valid: tc.valid,
 				Extend: func(ctx context.Context) (bool, error) {
 					return tc.extend(calls.Add(1))
 				},
