@@ -206,7 +206,9 @@ func run() error {
 // once runs one fresh bus: total messages, published as fast as possible
 // (perSec 0) or paced at perSec by one publisher, one message per call.
 func once(m maker, total, perSec int) (result, error) {
-	prefix := fmt.Sprintf("bench:bus:%d:%d", os.Getpid(), time.Now().UnixNano())
+	// Not under "bench:": bench/peers/lock deletes every "bench:*" key
+	// when it cleans up, which would delete this harness's streams mid-run.
+	prefix := fmt.Sprintf("busbench:%d:%d", os.Getpid(), time.Now().UnixNano())
 	b, err := m.new(prefix)
 	if err != nil {
 		return result{}, err
