@@ -83,13 +83,21 @@ func (c *consumer) flush(batch []*entry) {
 
 // writeAcks runs the ack script once per partition of batch, pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	type part struct{ keys, marks, ids []string }
+	// Per partition: ARGV is group, ttl, k, the k marked event ids, then
+	// every entry id; marks and ids are gathered apart, then joined.
+	type part struct {
+		keys       []string
+		marks, ids []any
+	}
 	now := time.Now()
-	parts := map[int]*part{}
+	// The bucket lives DedupTTL past the end of its window.
+	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
+	bucket := now.UnixNano() / int64(c.b.bucketWidth())
+	parts := make([]*part, len(c.b.streams))
 	for _, e := range batch {
 		pt := parts[e.part]
 		if pt == nil {
-			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKeys(e.part, c.group, now)[0]}}
+			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket)}}
 			parts[e.part] = pt
 		}
 		if e.mark {
@@ -97,21 +105,18 @@ func (c *consumer) writeAcks(batch []*entry) error {
 		}
 		pt.ids = append(pt.ids, e.id)
 	}
-	// The bucket lives DedupTTL past the end of its window.
-	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any)) error {
 		pipe := c.b.rdb.Pipeline()
 		for _, pt := range parts {
+			if pt == nil {
+				continue
+			}
 			args := make([]any, 0, 3+len(pt.marks)+len(pt.ids))
 			args = append(args, c.group, ttl, len(pt.marks))
-			for _, id := range pt.marks {
-				args = append(args, id)
-			}
-			for _, id := range pt.ids {
-				args = append(args, id)
-			}
+			args = append(args, pt.marks...)
+			args = append(args, pt.ids...)
 			eval(pipe, pt.keys, args)
 		}
 		_, err := pipe.Exec(ctx)
