@@ -4,16 +4,20 @@
 // fencing token. etcd revisions are durable and global, so tokens increase
 // across holders and across etcd restarts with no clock assumption at all.
 //
-// It is concurrency.Mutex in shape, with three differences. A waiter watches
-// only its predecessor, and starts that watch at the current revision, then
-// checks the predecessor still exists: a watch that starts at a past revision
-// is served by etcd's catch-up loop, which runs every 100 ms, and that floor
-// is what makes concurrency.Mutex slow to hand over. Renewal is done by each
-// lock lease's own goroutine (the etcd lease, one per Locker and TTL, is
-// renewed by whoever holds or waits under it), so Done closes no later than TTL minus a margin after
-// the last confirmed renewal (a session only notices after the TTL). And
-// Release is a txn guarded by the holder's create revision, so a stale holder
-// cannot delete anything but its own, already gone, key.
+// It is concurrency.Mutex in shape, with four differences. The queueing txn
+// also counts the queue, so a waiter knows how many keys are ahead of its
+// own. Waiters learn of deletes from one watch per Locker and contended lock
+// (deletes only, each with the deleted key's create revision), started at
+// the current revision and kept while anyone waits: a waiter counts the keys
+// ahead of it down as their deletes arrive, and the delete that brings the
+// count to zero is the hand-over, with no read after it. (A watch that starts
+// at a past revision is served by etcd's catch-up loop, which runs every
+// 100 ms: that floor is what makes concurrency.Mutex slow to hand over.) The
+// etcd lease is one per Locker and TTL, not one per lock, renewed by each
+// lock lease's own renewal, so Done closes no later than TTL minus a margin
+// after the last confirmed renewal (a session only notices after the TTL).
+// And Release is a txn guarded by the holder's create revision, so a stale
+// holder cannot delete anything but its own, already gone, key.
 //
 // etcd leases have whole-second TTLs and a server-side minimum (about 2 s with
 // default election settings): the ttl given to Acquire is rounded up.
@@ -24,13 +28,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -48,15 +49,16 @@ const DefaultPrefix = "/orderflow/lock/"
 // under a context that may already be over.
 const cleanupTimeout = 5 * time.Second
 
-// Locker takes locks in etcd. It holds no state besides the client and is safe
-// for concurrent use.
+// Locker takes locks in etcd. It is safe for concurrent use. Close it when
+// done: it owns an etcd lease per TTL and a watch per contended lock.
 type Locker struct {
 	cli    *clientv3.Client
 	prefix string
 	seq    atomic.Uint64 // makes queued keys unique under a shared etcd lease
 
-	mu     sync.Mutex
-	leases map[int64]*sharedLease // by TTL in seconds
+	mu      sync.Mutex
+	leases  map[int64]*sharedLease // by TTL in seconds
+	watches watches
 }
 
 // sharedLease is an etcd lease all of a Locker's locks with the same TTL
@@ -92,7 +94,7 @@ func New(cli *clientv3.Client, prefix string) *Locker {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Locker{cli: cli, prefix: prefix}
+	return &Locker{cli: cli, prefix: prefix, watches: watches{cli: cli}}
 }
 
 // QueuePrefix is the etcd prefix under which the holder and the waiters of
@@ -115,6 +117,15 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	}
 	secs := int64((ttl + time.Second - 1) / time.Second)
 	q := &queued{cli: l.cli, name: key, pfx: l.QueuePrefix(key)}
+	// If this Locker already watches the lock's queue (others of its
+	// callers wait for it), join before queueing: then no delete after our
+	// put can be missed, and waiting needs no read at all.
+	wt := l.watches.joinIfWatched(q.pfx)
+	defer func() {
+		if wt != nil {
+			l.watches.leave(wt)
+		}
+	}()
 	var (
 		resp *clientv3.TxnResponse
 		sent time.Time
@@ -128,9 +139,12 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 			return nil, l.fail(ctx, err, "getting an etcd lease for", key)
 		}
 		q.key = fmt.Sprintf("%s%016x-%x", q.pfx, int64(q.sl.id), l.seq.Add(1))
+		// Count the queue in the same txn: every other key in it was
+		// created before ours, so the count less one is how many are
+		// ahead of us.
 		resp, err = l.cli.Txn(ctx).Then(
 			clientv3.OpPut(q.key, "", clientv3.WithLease(q.sl.id)),
-			clientv3.OpGet(q.pfx, clientv3.WithFirstCreate()...),
+			clientv3.OpGet(q.pfx, clientv3.WithPrefix(), clientv3.WithCountOnly()),
 		).Commit()
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) && attempt == 0 {
 			l.dropLease(secs, q.sl.id)
@@ -155,11 +169,11 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		Extend:  q.extend,
 		Release: q.release,
 	})
-	owner := resp.Responses[1].GetResponseRange().Kvs
-	if len(owner) == 1 && owner[0].CreateRevision == q.rev {
+	ahead := resp.Responses[1].GetResponseRange().Count - 1
+	if ahead <= 0 {
 		return le, nil
 	}
-	if err := q.wait(ctx, le); err != nil {
+	if err := l.wait(ctx, q, le, &wt, ahead); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		_ = le.Release(cctx)
@@ -215,9 +229,11 @@ func (l *Locker) dropLease(secs int64, id clientv3.LeaseID) {
 	}
 }
 
-// Close revokes the Locker's etcd leases, which deletes any key still queued
-// or held under them: call it once every lease it gave out was released.
+// Close ends the Locker's watches and revokes its etcd leases, which deletes
+// any key still queued or held under them: call it once every Acquire
+// returned and every lease it gave out was released.
 func (l *Locker) Close(ctx context.Context) error {
+	l.watches.close()
 	l.mu.Lock()
 	leases := l.leases
 	l.leases = nil
@@ -250,148 +266,88 @@ type queued struct {
 
 var errLostPlace = errors.New("etcdlock: queued key vanished while waiting (lease expired or key deleted)")
 
-// wait returns once no key queued before ours is left.
-//
-// Every read here is at a known revision: ours, or the one at which the
-// predecessor was seen gone. A read at a fixed revision has one right answer,
-// so it can be served by the member's local state (serializable) without a
-// consensus round, which under contention would queue behind every pending
-// write; a member that has not reached that revision refuses, and we fall
-// back to a linearizable read.
-func (q *queued) wait(ctx context.Context, le *lease.Lease) error {
-	// The two newest keys queued before ours. (Not a count: etcd counts
-	// before filtering by create revision.)
-	before := []clientv3.OpOption{
-		clientv3.WithPrefix(),
-		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
-		clientv3.WithMaxCreateRev(q.rev - 1),
-		clientv3.WithLimit(2),
-	}
-	rev := q.rev
+// wait returns once no key queued before ours is left. ahead is how many
+// were, as of our own put; *wt is our place on the lock's queue watch, or nil
+// if we did not join before queueing. Deletes counted off the watch are the
+// whole hand-over: the predecessor's delete reaches us and we hold the lock,
+// with no read in between.
+func (l *Locker) wait(ctx context.Context, q *queued, le *lease.Lease, wt **waiter, ahead int64) error {
+	known := q.rev // ahead is right as of this revision
+	recount := false
 	for {
-		// One read of both: the keys queued before ours, and ours, which
-		// may have gone while we waited (lease expired, key deleted):
-		// then we are not the holder, whatever the queue says.
-		resp, err := q.readAt(ctx, rev, read{q.pfx, before}, read{key: q.key})
-		if err != nil {
-			return err
+		if *wt == nil {
+			w, from, err := l.watches.join(ctx, q.pfx)
+			if err != nil {
+				return err
+			}
+			*wt = w
+			// Deletes up to from went by before we joined: count the
+			// keys ahead again as of then.
+			if recount || from > known {
+				if ahead, err = q.countAhead(ctx, from); err != nil {
+					return err
+				}
+				known = from
+			}
 		}
-		pred, mine := resp[0].Kvs, resp[1].Kvs
-		if len(mine) == 0 || mine[0].CreateRevision != q.rev {
-			return errLostPlace
-		}
-		if len(pred) == 0 {
-			return nil
-		}
-		if rev, err = q.waitDelete(ctx, le, string(pred[0].Key)); err != nil {
-			return err
-		}
-		if len(pred) == 1 {
-			// The predecessor was the only key before ours, and no key
-			// can ever be queued before ours (create revisions only
-			// grow): we hold the lock, with no further round trip.
-			// That is the usual hand-over, so it matters.
+		l.watches.count(*wt, q.key, q.rev, known, ahead)
+		w := *wt
+		select {
+		case <-w.held:
 			select {
 			case <-le.Done():
 				return errLostPlace
 			default:
 				return nil
 			}
-		}
-	}
-}
-
-// read is one range read: a key and its options.
-type read struct {
-	key  string
-	opts []clientv3.OpOption
-}
-
-// readAt runs reads at revision rev in one round trip, locally if the member
-// can (see wait). A read-only txn whose reads are all serializable is served
-// without consensus.
-func (q *queued) readAt(ctx context.Context, rev int64, reads ...read) ([]*etcdserverpb.RangeResponse, error) {
-	run := func(local bool) ([]*etcdserverpb.RangeResponse, error) {
-		ops := make([]clientv3.Op, len(reads))
-		for i, r := range reads {
-			opts := slices.Clip(r.opts)
-			if local {
-				opts = append(opts, clientv3.WithSerializable(), clientv3.WithRev(rev))
-			}
-			ops[i] = clientv3.OpGet(r.key, opts...)
-		}
-		resp, err := q.cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			return nil, err
-		}
-		out := make([]*etcdserverpb.RangeResponse, len(resp.Responses))
-		for i, r := range resp.Responses {
-			out[i] = r.GetResponseRange()
-		}
-		return out, nil
-	}
-	out, err := run(true)
-	if err == nil || ctx.Err() != nil {
-		return out, err
-	}
-	return run(false)
-}
-
-// getAt reads key at revision rev, locally if the member can (see wait).
-func (q *queued) getAt(ctx context.Context, rev int64, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	local := append(slices.Clip(opts), clientv3.WithSerializable(), clientv3.WithRev(rev))
-	resp, err := q.cli.Get(ctx, key, local...)
-	if err == nil || ctx.Err() != nil {
-		return resp, err
-	}
-	return q.cli.Get(ctx, key, opts...)
-}
-
-// waitDelete returns once pred no longer exists, with a revision at which it
-// did not.
-func (q *queued) waitDelete(ctx context.Context, le *lease.Lease, pred string) (int64, error) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Watch from the current revision (a watch from a past one is served by
-	// etcd's catch-up loop, every 100 ms), wait until the watch exists,
-	// then look at the revision it started from: a deletion is either seen
-	// by that read or delivered by the watch.
-	wch := q.cli.Watch(wctx, pred, clientv3.WithCreatedNotify())
-	created := false
-	for {
-		select {
-		case wr, ok := <-wch:
-			if !ok {
-				if ctx.Err() != nil {
-					return 0, ctx.Err()
-				}
-				return 0, errors.New("etcdlock: watch closed")
-			}
-			if err := wr.Err(); err != nil {
-				return 0, err
-			}
-			for _, ev := range wr.Events {
-				if ev.Type == mvccpb.DELETE {
-					return ev.Kv.ModRevision, nil
-				}
-			}
-			if wr.Created && !created {
-				created = true
-				at := wr.Header.Revision
-				resp, err := q.getAt(ctx, at, pred, clientv3.WithCountOnly())
-				if err != nil {
-					return 0, err
-				}
-				if resp.Count == 0 {
-					return max(at, resp.Header.Revision), nil
-				}
-			}
+		case <-w.lost:
+			return errLostPlace
+		case <-w.stale:
+		case <-w.w.broken:
 		case <-le.Done():
-			return 0, errLostPlace
+			return errLostPlace
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
+		// The watch ended, or a delete could not be counted: start over
+		// on a fresh (or the same, healthy) watch and count again.
+		l.watches.leave(w)
+		*wt, recount = nil, true
 	}
+}
+
+// countAhead counts the keys queued before ours at revision rev, and checks
+// ours is still there.
+//
+// The read is at a known revision, so it has one right answer and can be
+// served by the member's local state (serializable) without a consensus
+// round, which under contention would queue behind every pending write; a
+// member that has not reached that revision refuses, and we fall back to a
+// linearizable read.
+func (q *queued) countAhead(ctx context.Context, rev int64) (int64, error) {
+	run := func(local bool) (*clientv3.TxnResponse, error) {
+		// Keys, not a count: etcd counts before filtering by create
+		// revision.
+		before := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(q.rev - 1)}
+		mine := []clientv3.OpOption{clientv3.WithKeysOnly()}
+		if local {
+			before = append(before, clientv3.WithSerializable(), clientv3.WithRev(rev))
+			mine = append(mine, clientv3.WithSerializable(), clientv3.WithRev(rev))
+		}
+		return q.cli.Txn(ctx).Then(clientv3.OpGet(q.pfx, before...), clientv3.OpGet(q.key, mine...)).Commit()
+	}
+	resp, err := run(true)
+	if err != nil && ctx.Err() == nil {
+		resp, err = run(false)
+	}
+	if err != nil {
+		return 0, err
+	}
+	mine := resp.Responses[1].GetResponseRange().Kvs
+	if len(mine) == 0 || mine[0].CreateRevision != q.rev {
+		return 0, errLostPlace
+	}
+	return int64(len(resp.Responses[0].GetResponseRange().Kvs)), nil
 }
 
 // extend renews the etcd lease and checks our key is still there: deleting

@@ -3,6 +3,8 @@ package etcdlock_test
 import (
 	"context"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,3 +70,118 @@ func newLocker(t *testing.T) orderflow.Locker {
 func TestLocker(t *testing.T) { locktest.Run(t, newLocker) }
 
 func TestFrozenHolder(t *testing.T) { locktest.RunFrozenHolder(t, newLocker) }
+
+// TestWaiterAheadGivesUp: B waits behind A and gives up; its key is deleted
+// out of turn. C, queued behind B, must not count that as its turn while A
+// still holds, and must get the lock once A releases. Both with one Locker
+// (C joins the lock's watch before queueing) and with a Locker each.
+func TestWaiterAheadGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		separate bool
+	}{
+		{"OneLocker", false},
+		{"LockerEach", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli := mustClient(t)
+			shared := etcdlock.New(cli, "/orderflow/locktest/")
+			t.Cleanup(func() { _ = shared.Close(context.Background()) })
+			locker := func() *etcdlock.Locker {
+				if !tc.separate {
+					return shared
+				}
+				l := etcdlock.New(cli, "/orderflow/locktest/")
+				t.Cleanup(func() { _ = l.Close(context.Background()) })
+				return l
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			key := locktest.Key(t)
+			a, b, c := locker(), locker(), locker()
+			held, err := a.Acquire(ctx, key, locktest.TTL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bctx, bcancel := context.WithCancel(ctx)
+			bdone := make(chan error, 1)
+			go func() {
+				_, err := b.Acquire(bctx, key, locktest.TTL)
+				bdone <- err
+			}()
+			time.Sleep(300 * time.Millisecond) // B is queued
+			cgot := make(chan orderflow.Lease, 1)
+			go func() {
+				le, err := c.Acquire(ctx, key, locktest.TTL)
+				if err != nil {
+					t.Errorf("C: %v", err)
+				}
+				cgot <- le
+			}()
+			time.Sleep(300 * time.Millisecond) // C is queued behind B
+			bcancel()
+			if err := <-bdone; err == nil {
+				t.Fatal("B got the lock while A held it")
+			}
+			select {
+			case <-cgot:
+				t.Fatal("C got the lock while A still held it")
+			case <-time.After(500 * time.Millisecond):
+			}
+			if err := held.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			le := <-cgot
+			if le == nil {
+				return
+			}
+			if le.Token() <= held.Token() {
+				t.Errorf("C's token %d not above A's %d", le.Token(), held.Token())
+			}
+			if err := le.Release(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestExclusionAcrossLockers: the contract suite's mutual exclusion, with a
+// Locker per goroutine, as processes would have.
+func TestExclusionAcrossLockers(t *testing.T) {
+	cli := mustClient(t)
+	key := locktest.Key(t)
+	const goroutines, rounds = 6, 15
+	var (
+		inside atomic.Int64
+		last   atomic.Uint64
+		wg     sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range goroutines {
+		l := etcdlock.New(cli, "/orderflow/locktest/")
+		t.Cleanup(func() { _ = l.Close(context.Background()) })
+		wg.Go(func() {
+			for range rounds {
+				le, err := l.Acquire(ctx, key, locktest.TTL)
+				if err != nil {
+					t.Errorf("Acquire: %v", err)
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("%d holders at once", n)
+				}
+				if prev := last.Load(); le.Token() <= prev {
+					t.Errorf("token %d after %d", le.Token(), prev)
+				}
+				last.Store(le.Token())
+				inside.Add(-1)
+				if err := le.Release(ctx); err != nil {
+					t.Errorf("Release: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
