@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -92,8 +93,26 @@ func openLock(ctx context.Context, u, prefix string) (*lockBackend, error) {
 }
 
 // openRedis parses a redis:// URL (go-redis's syntax: db, password,
-// pool settings) into a client.
-func openRedis(u string) (*redis.Client, error) {
+// pool settings) into a client. A URL that names more nodes with addr=
+// query parameters (redis://h1:6379?addr=h2:6379&addr=h3:6379, go-redis's
+// cluster syntax) opens a Redis Cluster client instead: every part that
+// runs on Redis keeps each script's keys in one hash tag, and
+// internal/rediscluster runs their contract suites on a real cluster.
+func openRedis(u string) (redis.UniversalClient, error) {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if pu.Query().Has("addr") {
+		if p := strings.Trim(pu.Path, "/"); p != "" && p != "0" {
+			return nil, fmt.Errorf("redis cluster url: database %q: a Redis Cluster has only database 0", p)
+		}
+		opt, err := redis.ParseClusterURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url: %w", err)
+		}
+		return redis.NewClusterClient(opt), nil
+	}
 	opt, err := redis.ParseURL(u)
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
