@@ -76,17 +76,41 @@ func (s *Store) SaveDecision(ctx context.Context, d *orderflow.RiskDecision) (*o
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
+	ds := s.decisionStmts(ctx)
 	// Answer from a read connection when the verdict is already there: a
 	// redelivery then costs no write (what a reader sees is committed).
-	if prior, err := loadDecision(ctx, s.readDB, d.OrderID, d.EventType); err != nil || prior != nil {
+	var read querier = s.readDB
+	if ds != nil {
+		read = stmtQuerier{ds.read}
+	}
+	if prior, err := loadDecision(ctx, read, d.OrderID, d.EventType); err != nil || prior != nil {
 		return prior, err
 	}
 	var stored *orderflow.RiskDecision
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		err := execCreating(ctx, tx, qInsertDecision, d.OrderID, string(d.EventType), d.UserID, d.EventID,
-			string(d.Decision), d.Score, d.ModelVersion, d.ShadowVersion, d.ShadowScore, nanos(d.DecidedAt.UTC()))
+		args := []any{d.OrderID, string(d.EventType), d.UserID, d.EventID,
+			string(d.Decision), d.Score, d.ModelVersion, d.ShadowVersion, d.ShadowScore, nanos(d.DecidedAt.UTC())}
+		var (
+			res sql.Result
+			err error
+		)
+		if ds != nil {
+			res, err = tx.StmtContext(ctx, ds.insert).ExecContext(ctx, args...)
+		} else {
+			res, err = execCreating(ctx, tx, qInsertDecision, args...)
+		}
 		if err != nil {
 			return dbErr(ctx, err, "insert decision")
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return dbErr(ctx, err, "insert decision")
+		} else if n == 1 {
+			// Ours won: what is stored is d, with the time as the column
+			// keeps it. Reading it back would cost the writer a query.
+			own := *d
+			own.DecidedAt = fromNanos(nanos(d.DecidedAt))
+			stored = &own
+			return nil
 		}
 		stored, err = loadDecision(ctx, tx, d.OrderID, d.EventType)
 		if err == nil && stored == nil {
@@ -98,6 +122,55 @@ func (s *Store) SaveDecision(ctx context.Context, d *orderflow.RiskDecision) (*o
 		return nil, err
 	}
 	return stored, nil
+}
+
+// decStmts are the decision store's statements, prepared once the tables
+// exist: the risk engine saves one decision per order, and parsing the
+// insert and the lookup each time cost the writer and the read pool about
+// as much as running them.
+type decStmts struct {
+	insert *sql.Stmt // on the write connection, used through tx.StmtContext
+	read   *sql.Stmt // on the read pool
+}
+
+// decisionStmts returns the prepared decision statements, preparing them the
+// first time they are asked for after the tables exist; nil until then (the
+// caller runs the queries unprepared, creating the tables). Preparing on the
+// write pool waits for the writer to be between two commits, once.
+func (s *Store) decisionStmts(ctx context.Context) *decStmts {
+	if ds := s.dec.Load(); ds != nil {
+		return ds
+	}
+	s.decMu.Lock()
+	defer s.decMu.Unlock()
+	if ds := s.dec.Load(); ds != nil {
+		return ds
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil
+	}
+	read, err := s.readDB.PrepareContext(ctx, qDecisionByKey)
+	if err != nil { // no such table yet, or a read error the query itself will report
+		return nil
+	}
+	insert, err := s.writeDB.PrepareContext(ctx, qInsertDecision)
+	if err != nil {
+		read.Close()
+		return nil
+	}
+	ds := &decStmts{insert: insert, read: read}
+	s.dec.Store(ds)
+	return ds
+}
+
+// stmtQuerier runs one prepared query, whatever text it is given.
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (q stmtQuerier) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return q.st.QueryRowContext(ctx, args...)
 }
 
 // querier is what both the read pool and a write transaction offer.
@@ -145,7 +218,7 @@ func (s *Store) SetLabel(ctx context.Context, orderID string, fraud bool) error 
 		return orderflow.Invalid("order_id", "order id is required")
 	}
 	return s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := execCreating(ctx, tx, qUpsertLabel, orderID, fraud, nanos(s.Now())); err != nil {
+		if _, err := execCreating(ctx, tx, qUpsertLabel, orderID, fraud, nanos(s.Now())); err != nil {
 			return dbErr(ctx, err, "upsert label")
 		}
 		return nil
@@ -183,16 +256,15 @@ func (s *Store) LabelledDecisions(ctx context.Context, limit int) ([]orderflow.L
 
 // execCreating runs a write of the decision tables, creating them first
 // when they do not exist yet.
-func execCreating(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
-	_, err := tx.ExecContext(ctx, q, args...)
+func execCreating(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	res, err := tx.ExecContext(ctx, q, args...)
 	if !isNoSuchTable(err) {
-		return err
+		return res, err
 	}
 	if _, err := tx.ExecContext(ctx, decisionSchema); err != nil {
-		return fmt.Errorf("create decision tables: %w", err)
+		return nil, fmt.Errorf("create decision tables: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, q, args...)
-	return err
+	return tx.ExecContext(ctx, q, args...)
 }
 
 // isNoSuchTable reports whether err is SQLite's "no such table": the

@@ -78,6 +78,11 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// dec holds the decision store's prepared statements once its tables
+	// exist (decisionStmts); decMu serializes preparing them.
+	decMu sync.Mutex
+	dec   atomic.Pointer[decStmts]
+
 	writes, commits, failed, rejected, commitErrors atomic.Uint64
 	maxSeen                                         atomic.Int64
 }
@@ -232,6 +237,11 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Set("_foreign_keys", "1")
+	// Each write runs in a SAVEPOINT of the shared transaction, and SQLite
+	// keeps a savepoint's undo pages in a statement journal that spills to a
+	// temporary file past 64 KiB: with a few hundred writes per commit, that
+	// was a pwrite syscall per page changed. In memory it stays a copy.
+	q.Add("_pragma", "temp_store=MEMORY")
 	if readOnly {
 		q.Set("_query_only", "1")
 	} else {
@@ -277,6 +287,12 @@ func (s *Store) Close() error {
 		var errs []error
 		s.rstmts.close()
 		s.wstmts.close()
+		s.decMu.Lock() // a decisionStmts in progress finishes first, and none starts after
+		if ds := s.dec.Load(); ds != nil {
+			ds.read.Close()
+			ds.insert.Close()
+		}
+		s.decMu.Unlock()
 		errs = append(errs, s.readDB.Close())
 		// TRUNCATE leaves an empty WAL behind: the next Open starts clean and
 		// a copy of the main file alone is a complete backup.
