@@ -384,9 +384,15 @@ func blockPool(t *testing.T, p *workerpool.Pool) (unblock func()) {
 	return func() { close(gate) }
 }
 
+// recordOnly hides the store's inline apply (order.InlineApplier), so a
+// recorded callback takes the pool and the sweeper, as with a store that has
+// none.
+type recordOnly struct{ orderflow.OrderStore }
+
 func TestAdmitAndSweeper(t *testing.T) {
 	e := mustOpen(t, workerpool.Config{Workers: 1, QueueSize: 1}, func(c *order.Config) {
 		c.SweepInterval = 20 * time.Millisecond
+		c.Store = recordOnly{c.Store}
 	})
 	ctx := context.Background()
 	o, _, _ := e.svc.Create(ctx, newOrder("u_1"), "")
@@ -423,6 +429,43 @@ func TestAdmitAndSweeper(t *testing.T) {
 			t.Fatalf("Admit still refuses after the pool drained: %v", e.svc.Admit())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRecordAppliesInline: with a store that applies in the write that
+// records (store/sqlite), an accepted callback is applied when
+// RecordCallback returns, with the pool full and without the sweeper; a
+// store without it leaves the apply to the pool.
+func TestRecordAppliesInline(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		wrap       func(orderflow.OrderStore) orderflow.OrderStore
+		wantStatus orderflow.Status
+		deferred   int64
+	}{
+		{"Inline", func(s orderflow.OrderStore) orderflow.OrderStore { return s }, orderflow.StatusRejected, 0},
+		{"RecordOnly", func(s orderflow.OrderStore) orderflow.OrderStore { return recordOnly{s} }, orderflow.StatusPendingReview, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mustOpen(t, workerpool.Config{Workers: 1, QueueSize: 1}, func(c *order.Config) { c.Store = tc.wrap(c.Store) })
+			ctx := context.Background()
+			o, _, err := e.svc.Create(ctx, newOrder("u_1"), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			unblock := blockPool(t, e.pool)
+			defer unblock()
+			res, err := e.svc.RecordCallback(ctx, callback(o.ID, orderflow.EventRiskDecided, orderflow.DecisionReject))
+			if err != nil || res != orderflow.Accepted {
+				t.Fatalf("record: %v %v", res, err)
+			}
+			if got, _ := e.svc.Get(ctx, o.ID); got.Status != tc.wantStatus {
+				t.Errorf("status after RecordCallback = %s, want %s", got.Status, tc.wantStatus)
+			}
+			if st := e.svc.Stats(); st.Deferred != tc.deferred {
+				t.Errorf("stats = %+v, want %d deferred", st, tc.deferred)
+			}
+		})
 	}
 }
 
@@ -463,7 +506,7 @@ func TestRunAppliesWhatACrashLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := workerpool.New(workerpool.Config{Workers: 1, QueueSize: 1})
-	svc, _ := order.New(order.Config{Store: st, Pool: pool, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc, _ := order.New(order.Config{Store: recordOnly{st}, Pool: pool, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	unblock := blockPool(t, pool)
 	o, _, err := svc.Create(ctx, newOrder("u_1"), "")
 	if err != nil {

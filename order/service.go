@@ -343,12 +343,30 @@ func (s *Service) RecordCallback(ctx context.Context, c *orderflow.Callback) (or
 		return 0, err
 	}
 	defer leave()
-	res, err := s.store.RecordCallback(ctx, c)
+	var (
+		res     orderflow.RecordResult
+		applied bool
+	)
+	if ia, ok := s.store.(InlineApplier); ok {
+		res, applied, err = ia.RecordAndApplyCallback(ctx, c)
+	} else {
+		res, err = s.store.RecordCallback(ctx, c)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("record callback: %w", err)
 	}
-	if res == orderflow.Accepted {
+	if res == orderflow.Accepted && !applied {
 		s.Schedule(c.OrderID)
 	}
 	return res, nil
+}
+
+// InlineApplier is an order store that can apply a callback's order in the
+// same write that records the callback (store/sqlite does): one durable
+// write and one commit per callback instead of two, and no trip through the
+// apply pool. RecordCallback uses it when the store offers it. applied false
+// with Accepted means the apply did not run (it is scheduled as usual); the
+// record's outcomes are those of OrderStore.RecordCallback.
+type InlineApplier interface {
+	RecordAndApplyCallback(ctx context.Context, c *orderflow.Callback) (res orderflow.RecordResult, applied bool, err error)
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/order"
 )
 
 // maxPendingSpans bounds the span contexts remembered between recording a
@@ -53,15 +54,44 @@ func (s *wiredStore) CreateOrder(ctx context.Context, o *orderflow.Order, ev *or
 func (s *wiredStore) RecordCallback(ctx context.Context, c *orderflow.Callback) (orderflow.RecordResult, error) {
 	res, err := s.OrderStore.RecordCallback(ctx, c)
 	if err == nil && res == orderflow.Accepted {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			s.mu.Lock()
-			if len(s.pending) < maxPendingSpans {
-				s.pending[c.OrderID] = sc
-			}
-			s.mu.Unlock()
-		}
+		s.remember(ctx, c.OrderID)
 	}
 	return res, err
+}
+
+// remember keeps ctx's span context as the parent of orderID's next apply.
+func (s *wiredStore) remember(ctx context.Context, orderID string) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		s.mu.Lock()
+		if len(s.pending) < maxPendingSpans {
+			s.pending[orderID] = sc
+		}
+		s.mu.Unlock()
+	}
+}
+
+// RecordAndApplyCallback is order.InlineApplier when the store is one, so
+// the service still finds it through the decorator; its span is the
+// "order.apply" of a callback applied inline, a child of the callback
+// request's. With a store that cannot, it records only (applied false).
+func (s *wiredStore) RecordAndApplyCallback(ctx context.Context, c *orderflow.Callback) (orderflow.RecordResult, bool, error) {
+	ia, ok := s.OrderStore.(order.InlineApplier)
+	if !ok {
+		res, err := s.RecordCallback(ctx, c)
+		return res, false, err
+	}
+	sctx, span := s.tracer.Start(ctx, "order.apply", trace.WithAttributes(
+		attribute.String("orderflow.order_id", c.OrderID), attribute.Bool("orderflow.inline", true)))
+	defer span.End()
+	res, applied, err := ia.RecordAndApplyCallback(sctx, c)
+	if err != nil {
+		span.RecordError(err)
+		return res, applied, err
+	}
+	if res == orderflow.Accepted && !applied {
+		s.remember(ctx, c.OrderID)
+	}
+	return res, applied, nil
 }
 
 func (s *wiredStore) ApplyCallbacks(ctx context.Context, orderID string) (int, error) {

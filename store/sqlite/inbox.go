@@ -35,6 +35,66 @@ func (s *Store) RecordCallback(ctx context.Context, c *orderflow.Callback) (orde
 	return res, nil
 }
 
+// RecordAndApplyCallback is RecordCallback followed, when c is accepted, by
+// ApplyCallbacks of its order in the same write transaction: the record and
+// its apply cost one queued write and one commit instead of two, and the
+// order is decided when the callback's 2xx goes out. applied reports that
+// the apply ran; when it did not (c was not accepted, or the apply failed and
+// was rolled back to its own savepoint, leaving the record durable), the
+// caller schedules the apply as after RecordCallback. The outcomes of the
+// record are RecordCallback's.
+func (s *Store) RecordAndApplyCallback(ctx context.Context, c *orderflow.Callback) (orderflow.RecordResult, bool, error) {
+	if c == nil {
+		return 0, false, orderflow.Invalid("", "callback is required")
+	}
+	if prior, err := recordedCallback(ctx, s.r(), c); err != nil {
+		return 0, false, err
+	} else if prior != nil {
+		res, err := compareVerdict(c, prior)
+		return res, false, err
+	}
+	var (
+		res     orderflow.RecordResult
+		applied bool
+	)
+	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		w := s.w(tx)
+		var err error
+		if res, err = s.recordCallback(ctx, w, c); err != nil || res != orderflow.Accepted {
+			return err
+		}
+		applied, err = s.applyNested(ctx, w, c.OrderID)
+		return err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return res, applied, nil
+}
+
+// applyNested runs applyCallbacks inside a savepoint of its own: an apply
+// that fails (it should not: the writer is alone on the order) is undone
+// alone and reported as not applied, and only a failure to undo it fails the
+// caller's write.
+func (s *Store) applyNested(ctx context.Context, w runner, orderID string) (bool, error) {
+	if _, err := w.ExecContext(ctx, qSavepointApply); err != nil {
+		return false, dbErr(ctx, err, "savepoint apply")
+	}
+	if _, err := s.applyCallbacks(ctx, w, orderID); err != nil {
+		if _, rerr := w.ExecContext(ctx, qRollbackToApply); rerr != nil {
+			return false, dbErr(ctx, rerr, "rollback apply")
+		}
+		if _, rerr := w.ExecContext(ctx, qReleaseApply); rerr != nil {
+			return false, dbErr(ctx, rerr, "release apply")
+		}
+		return false, nil
+	}
+	if _, err := w.ExecContext(ctx, qReleaseApply); err != nil {
+		return false, dbErr(ctx, err, "release apply")
+	}
+	return true, nil
+}
+
 // recordCallback is RecordCallback inside the write transaction, where no
 // other write can interleave: insert if the key is free, else compare with
 // what is there.

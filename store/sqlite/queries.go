@@ -11,11 +11,16 @@ import (
 // parsing a small statement as running it, and the writer, which runs every
 // write of the process one after another, is where that time adds up.
 const (
-	qSavepoint   = `SAVEPOINT op`
-	qRollbackTo  = `ROLLBACK TO op`
-	qRelease     = `RELEASE op`
-	qOrderByID   = `SELECT ` + orderCols + ` FROM orders WHERE id = ?`
-	qInsertOrder = `INSERT INTO orders (` + orderCols + `)
+	qSavepoint  = `SAVEPOINT op`
+	qRollbackTo = `ROLLBACK TO op`
+	qRelease    = `RELEASE op`
+	// The apply that RecordAndApplyCallback nests inside its write's
+	// savepoint, so a failed apply leaves the record in place.
+	qSavepointApply  = `SAVEPOINT apply`
+	qRollbackToApply = `ROLLBACK TO apply`
+	qReleaseApply    = `RELEASE apply`
+	qOrderByID       = `SELECT ` + orderCols + ` FROM orders WHERE id = ?`
+	qInsertOrder     = `INSERT INTO orders (` + orderCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateOrder = `UPDATE orders SET status = ?, version = ?, risk_decision = ?, risk_score = ?,
 		risk_model_version = ?, risk_decided_at = ?, updated_at = ? WHERE id = ? AND version = ?`
@@ -45,7 +50,7 @@ const (
 )
 
 var (
-	writeQueries = []string{qSavepoint, qRollbackTo, qRelease, qOrderByID, qInsertOrder, qUpdateOrder,
+	writeQueries = []string{qSavepoint, qRollbackTo, qRelease, qSavepointApply, qRollbackToApply, qReleaseApply, qOrderByID, qInsertOrder, qUpdateOrder,
 		qInsertEvent, qInsertTransition, qKeyByKey, qDeleteKey, qInsertKey, qPruneKeys, qInsertCallback,
 		qCallbackByKey, qUnappliedOf, qSettle}
 	readQueries = []string{qOrderByID, qTransitionsOf, qCallbackByKey, qCallbacksOf, qCountUnapplied, qUnappliedOrders}
