@@ -1,8 +1,10 @@
 // Command bus measures orderflow's Redis Streams bus (bus/redisstream)
-// against watermill-redisstream and asynq, side by side in one run, on the
-// same Redis: N messages of S bytes, C consumers, end to end (consumers
-// running while publishers publish), then a paced run at R msgs/s for
-// latency. For each it prints msgs/s, p50/p99 latency (publish call to
+// against watermill-redisstream, asynq and a batched reference (plain
+// pipelined XADD, XREADGROUP COUNT 1000, one XACK per batch: the floor of
+// what Redis Streams cost, without partitions, order or dedup), side by
+// side in one run, on the same Redis: N messages of S bytes, C consumers,
+// end to end (consumers running while publishers publish), then a paced
+// run at R msgs/s for latency. For each it prints msgs/s, p50/p99 latency (publish call to
 // handler entry) and what a correct bus must show as zero: lost,
 // duplicated, and left pending.
 //
