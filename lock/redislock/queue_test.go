@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,9 +178,11 @@ func TestTokenAboveStored(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		handoff bool
+		local   bool // the waiter is a caller of the holder's Locker
 	}{
-		{"Taken", false},
-		{"HandedOver", true},
+		{"Taken", false, false},
+		{"HandedOver", true, false},
+		{"HandedOverInProcess", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -196,6 +199,9 @@ func TestTokenAboveStored(t *testing.T) {
 					t.Fatal(err)
 				}
 				first, held = le, b
+				if tc.local {
+					held = a
+				}
 			}
 			// An hour ahead of the server's clock, in µs.
 			now, err := rdb.Time(ctx).Result()
@@ -234,4 +240,106 @@ func TestTokenAboveStored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLocalSuccessorWaitsBehindQueue: a release gives the lock straight to
+// the next caller of the same Locker only when nobody waits in Redis. A1
+// holds; B (another Locker) queues; A2 (A1's Locker) comes after B. The
+// order is A1, B, A2, then A3, who came last (A2's release gives it the
+// lock directly).
+func TestLocalSuccessorWaitsBehindQueue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	key := locktest.Key(t)
+	a := mustLocker(t, mustClient(t, "tcp", redisAddr()), "orderflow:locktest:")
+	b := mustLocker(t, mustClient(t, "tcp", redisAddr()), "orderflow:locktest:")
+	held, err := a.Acquire(ctx, key, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+		wg    sync.WaitGroup
+	)
+	take := func(name string, l *redislock.Locker) {
+		defer wg.Done()
+		le, err := l.Acquire(ctx, key, 5*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			return
+		}
+		mu.Lock()
+		order = append(order, name)
+		mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		if err := le.Release(ctx); err != nil {
+			t.Errorf("%s release: %v", name, err)
+		}
+	}
+	wg.Add(3)
+	go take("B", b)
+	time.Sleep(200 * time.Millisecond) // B is queued in Redis
+	go take("A2", a)
+	time.Sleep(200 * time.Millisecond) // A2 waits behind A1 in its Locker
+	go take("A3", a)
+	time.Sleep(200 * time.Millisecond) // A3 behind A2
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got, want := order, []string{"B", "A2", "A3"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+}
+
+// TestGiveUpWhileHandedOver: callers of one Locker and of another give up
+// at random moments, some while a release is handing them the lock. Nobody
+// holds it together with anybody else, and afterwards the lock is free at
+// once: no abandoned hand-over keeps it.
+func TestGiveUpWhileHandedOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := locktest.Key(t)
+	lockers := []*redislock.Locker{
+		mustLocker(t, mustClient(t, "tcp", redisAddr()), "orderflow:locktest:"),
+		mustLocker(t, mustClient(t, "tcp", redisAddr()), "orderflow:locktest:"),
+	}
+	var (
+		inside, held atomic.Int64
+		wg           sync.WaitGroup
+	)
+	for g := range 8 {
+		l := lockers[g%2]
+		wg.Go(func() {
+			for i := range 40 {
+				actx, acancel := context.WithTimeout(ctx, time.Duration(200+(g*37+i*53)%3000)*time.Microsecond)
+				le, err := l.Acquire(actx, key, 5*time.Second)
+				acancel()
+				if err != nil {
+					continue
+				}
+				held.Add(1)
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("%d holders at once", n)
+				}
+				inside.Add(-1)
+				if err := le.Release(ctx); err != nil {
+					t.Errorf("Release: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of %d Acquires held the lock", held.Load(), 8*40)
+	// Every abandoned grant was passed on or freed: the lock is free, or
+	// about to be (a grant in flight to a gone waiter lapses with its
+	// place); a fresh Acquire gets it well within the grant limit.
+	actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+	defer acancel()
+	le, err := lockers[0].Acquire(actx, key, time.Second)
+	if err != nil {
+		t.Fatalf("Acquire after the storm: %v", err)
+	}
+	_ = le.Release(ctx)
 }

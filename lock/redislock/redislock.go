@@ -98,13 +98,29 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	if ctx.Err() != nil {
 		return nil, lock.CtxErr(ctx, key)
 	}
-	leave, err := l.gates.enter(ctx, key)
+	id := l.id + strconv.FormatUint(l.seq.Add(1), 36) + ":" + strconv.FormatInt(ttl.Milliseconds(), 10)
+	keys := l.keys(key)
+	s, t, err := l.gates.enter(ctx, key, id, ttl, func(s *slot, t turn) {
+		// Handed the lock as we gave up: pass it on.
+		if t.tok == 0 {
+			s.leave()
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s).Release(cctx)
+	})
 	if err != nil {
 		return nil, lock.CtxErr(ctx, key)
 	}
-	le, err := l.acquire(ctx, key, ttl, leave)
+	if t.tok != 0 {
+		// The previous holder, a caller of this Locker, gave us the lock
+		// in the script that released it.
+		return l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s), nil
+	}
+	le, err := l.acquire(ctx, key, keys, id, ttl, s)
 	if err != nil {
-		leave()
+		s.leave()
 		return nil, err
 	}
 	return le, nil
@@ -114,10 +130,8 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 // be handed to it (a message on its Locker's channel), and tries again only
 // when the holder's TTL runs out (a holder that died never hands over) and
 // every queueKeep/3 to keep its place.
-func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, leave func()) (orderflow.Lease, error) {
+func (l *Locker) acquire(ctx context.Context, key string, keys []string, id string, ttl time.Duration, s *slot) (orderflow.Lease, error) {
 	var (
-		id     = l.id + strconv.FormatUint(l.seq.Add(1), 36) + ":" + strconv.FormatInt(ttl.Milliseconds(), 10)
-		keys   = l.keys(key)
 		grants <-chan string
 		ready  <-chan struct{} // non-nil until a try after it closed
 		queued bool            // the last try may have put us in the queue
@@ -148,7 +162,7 @@ func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, lea
 		}
 		if tok != 0 {
 			won = true
-			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, leave), nil
+			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s), nil
 		}
 		queued = true
 		if grants == nil {
@@ -187,7 +201,7 @@ func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, lea
 			valid = ttl
 		}
 		won = true
-		return l.newLease(key, keys, id, tok, ttl, sent, valid, leave), nil
+		return l.newLease(key, keys, id, tok, ttl, sent, valid, s), nil
 	}
 }
 
@@ -273,7 +287,10 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 	return lock.Unavailable(err, "acquiring", key)
 }
 
-func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, leave func()) *lease.Lease {
+// newLease starts the lease of waiter id on key. The lease holds s, the
+// Locker's slot for key: releasing it may hand the lock to the next caller in
+// line directly, and otherwise lets that caller go to Redis.
+func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, s *slot) *lease.Lease {
 	val := value(tok, id)
 	ms := ttl.Milliseconds()
 	return lease.Start(lease.Config{
@@ -286,17 +303,32 @@ func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl 
 			return n == 1, err
 		},
 		Release: func(ctx context.Context) error {
-			n, err := releaseScript.Run(ctx, l.rdb, keys, val, l.wake).Int64()
+			next, nextID, nextTTL := s.next(), "", int64(0)
+			if next != nil {
+				nextID, nextTTL = next.id, next.ttl.Milliseconds()
+			}
+			sent := time.Now()
+			res, err := releaseScript.Run(ctx, l.rdb, keys, val, l.wake, nextID, nextTTL).Result()
+			var given uint64
+			if str, ok := res.(string); ok && err == nil {
+				given, _ = strconv.ParseUint(str, 10, 64)
+			}
+			if next != nil {
+				// Given: the slot goes with it. Otherwise the lease's
+				// end lets next go to Redis, where it finds a lock
+				// given to it in a release whose reply was lost.
+				s.pass(next, turn{tok: given, sent: sent})
+			}
 			switch {
 			case err != nil:
 				return lock.Unavailable(err, "releasing", key)
-			case n == 0:
+			case res == int64(0):
 				return lock.NotHeld(key)
 			}
 			return nil
 		},
 		// The next caller of this Locker may contend once this lease
 		// is released or lost.
-		OnEnd: leave,
+		OnEnd: s.leave,
 	})
 }

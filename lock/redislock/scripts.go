@@ -185,16 +185,36 @@ return 0
 
 // releaseScript frees the lock, only for its holder, and hands it straight to
 // the first waiter in the queue: the hand-over costs the releaser's round
-// trip and the message, and the waiter needs no round trip of its own.
-// ARGV[1] the lock's value; ARGV[2] the prefix of the grant channels.
+// trip and the message, and the waiter needs no round trip of its own. If
+// nobody waits in Redis but another caller of the releaser's Locker does, it
+// gets the lock instead, and its token comes back in the reply.
+// ARGV[1] the lock's value; ARGV[2] the prefix of the grant channels;
+// ARGV[3] the id of the releaser's Locker's next caller, or ""; ARGV[4] its
+// ttl in ms.
+//
+// Returns 0 if the caller did not hold the lock, 1 if it was freed or went
+// to a waiter in the queue, or the token it was given to ARGV[3] under.
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 	return 0
 end
-redis.call('DEL', KEYS[1])
 if not redis.call('LINDEX', KEYS[3], 0) then
-	return 1
+	if ARGV[3] == '' then
+		redis.call('DEL', KEYS[1])
+		return 1
+	end
+	local t = redis.call('TIME')
+	local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+	local s = string.format('%.0f', now)
+	local last = tonumber(redis.call('SET', KEYS[2], s, 'GET'))
+	if last and now <= last then
+		s = string.format('%.0f', last + 1)
+		redis.call('SET', KEYS[2], s)
+	end
+	redis.call('SET', KEYS[1], s .. ' ' .. ARGV[3], 'PX', ARGV[4])
+	return s
 end
+redis.call('DEL', KEYS[1])
 ` + lib + `
 pass(ARGV[2])
 return 1

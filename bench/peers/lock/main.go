@@ -186,6 +186,20 @@ func run() error {
 				return le.Release, nil
 			}, nil
 		}},
+		{"etcdlock (ours, Locker per goroutine)", true, func(key string) (acquirer, func()) {
+			// As 8 processes would: each its own etcd lease and watch
+			// (one client, as the Mutex rows share one too).
+			l := etcdlock.New(cli, "/bench/")
+			return func(ctx context.Context) (release, error) {
+					le, err := l.Acquire(ctx, key, *ttl)
+					if err != nil {
+						return nil, err
+					}
+					return le.Release, nil
+				}, func() {
+					_ = l.Close(context.Background())
+				}
+		}},
 		{"etcd concurrency.Mutex", true, func(key string) (acquirer, func()) {
 			s, err := concurrency.NewSession(cli, concurrency.WithTTL(secs))
 			if err != nil {
