@@ -47,12 +47,10 @@ func (s *Store) RecordAndApplyCallback(ctx context.Context, c *orderflow.Callbac
 	if c == nil {
 		return 0, false, orderflow.Invalid("", "callback is required")
 	}
-	if prior, err := recordedCallback(ctx, s.r(), c); err != nil {
-		return 0, false, err
-	} else if prior != nil {
-		res, err := compareVerdict(c, prior)
-		return res, false, err
-	}
+	// No look on a read connection first, unlike RecordCallback: nearly
+	// every callback is new, and the insert below answers a repeat anyway
+	// (its ON CONFLICT costs the writer one lookup); the read cost every
+	// callback a query for the benefit of the rare retry.
 	var (
 		res     orderflow.RecordResult
 		applied bool
