@@ -59,6 +59,7 @@ type Locker struct {
 	mu      sync.Mutex
 	leases  map[int64]*sharedLease // by TTL in seconds
 	watches watches
+	renew   lease.Renewer
 }
 
 // sharedLease is an etcd lease all of a Locker's locks with the same TTL
@@ -168,6 +169,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		Sent:    sent,
 		Extend:  q.extend,
 		Release: q.release,
+		Renewer: &l.renew,
 	})
 	ahead := resp.Responses[1].GetResponseRange().Count - 1
 	if ahead <= 0 {
@@ -234,6 +236,7 @@ func (l *Locker) dropLease(secs int64, id clientv3.LeaseID) {
 // returned and every lease it gave out was released.
 func (l *Locker) Close(ctx context.Context) error {
 	l.watches.close()
+	l.renew.Close()
 	l.mu.Lock()
 	leases := l.leases
 	l.leases = nil

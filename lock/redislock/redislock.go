@@ -64,6 +64,7 @@ type Locker struct {
 	wake   string        // prefix of the Lockers' grant channels
 	gates  gates
 	n      notifier
+	renew  lease.Renewer
 }
 
 // New returns a Locker on rdb. An empty prefix means DefaultPrefix. The caller
@@ -77,9 +78,13 @@ func New(rdb redis.UniversalClient, prefix string) *Locker {
 	return &Locker{rdb: rdb, prefix: prefix, id: id + ":", wake: wake, n: notifier{rdb: rdb, channel: wake + id}}
 }
 
-// Close ends the Locker's pub/sub connection and the goroutine reading it.
-// Call it after every Acquire returned; leases already held keep working.
-func (l *Locker) Close() error { return l.n.close() }
+// Close ends the Locker's pub/sub connection and the goroutines reading it
+// and renewing leases. Call it after every Acquire returned; leases already
+// held keep working (each renewed by a timer of its own).
+func (l *Locker) Close() error {
+	l.renew.Close()
+	return l.n.close()
+}
 
 // LockKey is the Redis key that holds the current holder's token for key.
 func (l *Locker) LockKey(key string) string { return l.prefix + "{" + key + "}" }
@@ -329,6 +334,7 @@ func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl 
 		},
 		// The next caller of this Locker may contend once this lease
 		// is released or lost.
-		OnEnd: s.leave,
+		OnEnd:   s.leave,
+		Renewer: &l.renew,
 	})
 }

@@ -31,6 +31,9 @@ type Config struct {
 	// OnEnd, if set, runs once when Done closes: after Release, or when the
 	// lease is lost.
 	OnEnd func()
+	// Renewer, if set, schedules the renewal; otherwise the lease arms a
+	// timer of its own.
+	Renewer *Renewer
 }
 
 // Margin is how long before the earliest possible expiry Done closes. It
@@ -39,12 +42,11 @@ func Margin(ttl time.Duration) time.Duration { return ttl / 10 }
 
 // Lease is a held lock. The zero value is not usable; see Start.
 //
-// Renewal is a timer, not a goroutine: a lease released before its first
-// renewal (most of them, for short critical sections) costs one timer that
-// is started and stopped, and each renewal runs on the goroutine the timer
-// starts. One timer does both jobs: it fires for the next renewal, or at the
-// deadline if that comes first, and Done closes when it fires past the
-// deadline.
+// Renewal is scheduled by a Renewer shared by the leases of a Locker (see
+// there), or else by a timer of the lease's own: no goroutine waits for a
+// lease. With a timer, one does both jobs: it fires for the next renewal, or
+// at the deadline if that comes first, and Done closes when it fires past
+// the deadline.
 type Lease struct {
 	token   uint64
 	done    chan struct{}
@@ -54,8 +56,12 @@ type Lease struct {
 	release func(ctx context.Context) error
 	onEnd   func()
 
+	renewer *Renewer
+	period  time.Duration // the Renewer's tick this lease needs
+
 	mu       sync.Mutex
-	timer    *time.Timer
+	timer    *time.Timer   // nil with a Renewer
+	next     time.Time     // with a Renewer: when to renew
 	deadline time.Time     // past this the lock may have expired on the server
 	stopped  bool          // Release began, or the lease was lost
 	cancel   func()        // ends the Extend in flight, if any
@@ -84,11 +90,59 @@ func Start(c Config) *Lease {
 		valid = c.Valid
 	}
 	l.deadline = c.Sent.Add(valid - Margin(c.TTL))
-	// Held while the timer is set, so a renewal that fires at once sees it.
+	first := min(c.TTL/3, time.Until(l.deadline)/2)
+	// Held while renewal is scheduled, so a renewal that comes at once
+	// sees it.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.timer = time.AfterFunc(min(c.TTL/3, time.Until(l.deadline)/2), l.renew)
+	if c.Renewer != nil {
+		l.next = time.Now().Add(first)
+		l.period = period(valid)
+		if c.Renewer.add(l, l.period) {
+			l.renewer = c.Renewer
+			return l
+		}
+	}
+	l.timer = time.AfterFunc(first, l.renew)
 	return l
+}
+
+// tick is the Renewer's visit: close Done within one period of the deadline,
+// or start a renewal that is due.
+func (l *Lease) tick(now time.Time) {
+	l.mu.Lock()
+	if l.stopped || l.running != nil {
+		l.mu.Unlock()
+		return
+	}
+	if !now.Before(l.deadline.Add(-l.period)) {
+		// The next tick may come after the deadline: Done closes now.
+		l.stopped = true
+		l.mu.Unlock()
+		l.Lose()
+		return
+	}
+	if now.Before(l.next) {
+		l.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), l.deadline)
+	running := make(chan struct{})
+	l.cancel, l.running = cancel, running
+	l.mu.Unlock()
+	go l.extendOnce(ctx, cancel, running)
+}
+
+// detach moves a lease from a Renewer that is closing to a timer of its own.
+func (l *Lease) detach() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renewer = nil
+	if l.stopped || l.running != nil {
+		// A renewal in flight re-arms through extendOnce.
+		return
+	}
+	l.timer = time.AfterFunc(max(time.Until(l.next), 0), l.renew)
 }
 
 // Token is the fencing token.
@@ -100,6 +154,12 @@ func (l *Lease) Done() <-chan struct{} { return l.done }
 // Lose closes Done. Backends call it when they learn the lock is gone.
 func (l *Lease) Lose() {
 	l.lost.Do(func() {
+		l.mu.Lock()
+		r := l.renewer
+		l.mu.Unlock()
+		if r != nil {
+			r.remove(l)
+		}
 		close(l.done)
 		if l.onEnd != nil {
 			l.onEnd()
@@ -132,16 +192,15 @@ func (l *Lease) Release(ctx context.Context) error {
 	return l.relErr
 }
 
-// renew runs when the timer fires: it extends the lock, or closes Done when
-// the deadline has passed.
+// renew runs when the lease's own timer fires: it extends the lock, or closes
+// Done when the deadline has passed.
 func (l *Lease) renew() {
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
 		return
 	}
-	deadline := l.deadline
-	if !time.Now().Before(deadline) {
+	if !time.Now().Before(l.deadline) {
 		l.stopped = true
 		l.mu.Unlock()
 		l.Lose()
@@ -149,11 +208,16 @@ func (l *Lease) renew() {
 	}
 	// An extension that answers after the deadline is worthless: Done
 	// must already be closed by then.
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), l.deadline)
 	running := make(chan struct{})
 	l.cancel, l.running = cancel, running
 	l.mu.Unlock()
+	l.extendOnce(ctx, cancel, running)
+}
 
+// extendOnce runs one Extend (started by renew or tick) and schedules what
+// comes next: the next renewal, a retry, or Done.
+func (l *Lease) extendOnce(ctx context.Context, cancel context.CancelFunc, running chan struct{}) {
 	sent := time.Now()
 	held, err := l.extend(ctx)
 	cancel()
@@ -166,17 +230,27 @@ func (l *Lease) renew() {
 		return
 	}
 	interval := l.ttl / 3
+	var after time.Duration
 	switch {
 	case err == nil && held:
 		l.deadline = sent.Add(l.ttl - Margin(l.ttl))
-		l.timer.Reset(interval)
-	case err == nil || !time.Now().Before(deadline):
+		after = interval
+	case err == nil || !time.Now().Before(l.deadline):
 		l.stopped = true
 	default:
-		// Retry soon, but fire no later than the deadline.
-		l.timer.Reset(min(max(interval/4, time.Millisecond), time.Until(deadline)))
+		// Retry soon, but no later than the deadline.
+		after = min(max(interval/4, time.Millisecond), time.Until(l.deadline))
 	}
 	lose := l.stopped
+	if !lose {
+		if l.renewer != nil {
+			l.next = time.Now().Add(after)
+		} else if l.timer != nil {
+			l.timer.Reset(after)
+		} else {
+			l.timer = time.AfterFunc(after, l.renew) // detached meanwhile
+		}
+	}
 	l.mu.Unlock()
 	if lose {
 		l.Lose()

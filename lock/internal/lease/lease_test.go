@@ -14,7 +14,29 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// renewers are the two ways a lease is renewed: a timer of its own, or a
+// Renewer shared with other leases (which may renew up to one tick, TTL/12,
+// later; one more tick of slack for scheduling under -race on a busy box).
+var renewers = []struct {
+	name string
+	new  func(t *testing.T) *lease.Renewer
+	late time.Duration // how much later than a timer a renewal may come, in TTLs/12
+}{
+	{"OwnTimer", func(*testing.T) *lease.Renewer { return nil }, 0},
+	{"Renewer", func(t *testing.T) *lease.Renewer {
+		r := &lease.Renewer{}
+		t.Cleanup(r.Close)
+		return r
+	}, 2},
+}
+
 func TestRenewal(t *testing.T) {
+	for _, rn := range renewers {
+		t.Run(rn.name, func(t *testing.T) { testRenewal(t, rn.new, rn.late) })
+	}
+}
+
+func testRenewal(t *testing.T, newRenewer func(*testing.T) *lease.Renewer, late time.Duration) {
 	const ttl = 300 * time.Millisecond
 	errDown := errors.New("backend down")
 	for _, tc := range []struct {
@@ -52,6 +74,7 @@ func TestRenewal(t *testing.T) {
 					return tc.extend(calls.Add(1))
 				},
 				Release: func(context.Context) error { return nil },
+				Renewer: newRenewer(t),
 			})
 			defer func() { _ = le.Release(context.Background()) }()
 			select {
@@ -59,7 +82,7 @@ func TestRenewal(t *testing.T) {
 				if !tc.wantLost {
 					t.Fatalf("Done closed after %v although every renewal succeeded", time.Since(start))
 				}
-				if d := time.Since(start); d >= tc.within {
+				if d := time.Since(start); d >= tc.within+late*ttl/12 {
 					t.Errorf("Done closed after %v, want before %v", d, tc.within)
 				}
 			case <-time.After(3 * ttl):
@@ -75,6 +98,12 @@ func TestRenewal(t *testing.T) {
 }
 
 func TestRelease(t *testing.T) {
+	for _, rn := range renewers {
+		t.Run(rn.name, func(t *testing.T) { testRelease(t, rn.new(t)) })
+	}
+}
+
+func testRelease(t *testing.T, r *lease.Renewer) {
 	var extends, releases, ends atomic.Int64
 	errGone := errors.New("gone")
 	le := lease.Start(lease.Config{
@@ -87,6 +116,7 @@ func TestRelease(t *testing.T) {
 		},
 		Release: func(context.Context) error { releases.Add(1); return errGone },
 		OnEnd:   func() { ends.Add(1) },
+		Renewer: r,
 	})
 	if got, want := le.Token(), uint64(42); got != want {
 		t.Errorf("Token = %d, want %d", got, want)
@@ -110,5 +140,31 @@ func TestRelease(t *testing.T) {
 	}
 	if releases.Load() != 1 || ends.Load() != 1 {
 		t.Errorf("release ran %d times, OnEnd %d times; want 1 and 1", releases.Load(), ends.Load())
+	}
+}
+
+// TestRenewerClosedWhileHeld: leases still held when their Renewer closes go
+// on being renewed, by timers of their own.
+func TestRenewerClosedWhileHeld(t *testing.T) {
+	const ttl = 60 * time.Millisecond
+	r := &lease.Renewer{}
+	var extends atomic.Int64
+	le := lease.Start(lease.Config{
+		Token:   1,
+		TTL:     ttl,
+		Sent:    time.Now(),
+		Extend:  func(context.Context) (bool, error) { extends.Add(1); return true, nil },
+		Release: func(context.Context) error { return nil },
+		Renewer: r,
+	})
+	defer func() { _ = le.Release(context.Background()) }()
+	r.Close()
+	select {
+	case <-le.Done():
+		t.Fatal("Done closed although every renewal succeeded")
+	case <-time.After(5 * ttl):
+	}
+	if extends.Load() < 3 {
+		t.Errorf("%d renewals in %v after the Renewer closed, want one every TTL/3", extends.Load(), 5*ttl)
 	}
 }
