@@ -28,8 +28,10 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,6 +112,8 @@ var makers = []maker{
 type result struct {
 	rate     float64 // msgs/s
 	pubRate  float64 // msgs/s of publishing alone
+	goCPU    float64 // µs of this process's CPU per message (publishers and consumers)
+	redisCPU float64 // µs of Redis CPU per message (all of Redis: on a shared one, others' too)
 	lat      []time.Duration
 	lost     int
 	dup      int
@@ -155,7 +159,8 @@ func run() error {
 				return fmt.Errorf("%s: %w", m.name, err)
 			}
 			through[m.name] = append(through[m.name], res)
-			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f msgs/s (published at %.0f/s) lost %d dup %d pending %d\n", r+1, m.name, res.rate, res.pubRate, res.lost, res.dup, res.pending)
+			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f msgs/s (published at %.0f/s) CPU/msg go %.1fµs redis %.1fµs lost %d dup %d pending %d\n",
+				r+1, m.name, res.rate, res.pubRate, res.goCPU, res.redisCPU, res.lost, res.dup, res.pending)
 			if *rate > 0 {
 				res, err := once(m, int(paced.Seconds()*float64(*rate)), *rate)
 				if err != nil {
@@ -173,11 +178,11 @@ func run() error {
 	fmt.Printf("%s: ", mode)
 	fmt.Printf("%d messages of %d B, %d consumers, %d publishers (batch %d where the API takes many), %d rounds; paced %d msgs/s for %v\n\n",
 		*n, *size, *consumers, *publishers, *pubBatch, *rounds, *rate, *paced)
-	fmt.Println("| implementation | msgs/s (median) | msgs/s per round | p50 | p99 | paced p50 | paced p99 | lost | dup | pending |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| implementation | msgs/s (median) | msgs/s per round | CPU µs/msg Go / Redis (median) | p50 | p99 | paced p50 | paced p99 | lost | dup | pending |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, m := range ms {
 		rs := through[m.name]
-		var rates []float64
+		var rates, goCPU, redisCPU []float64
 		var lat, plat []time.Duration
 		lost, dup, pend := 0, 0, int64(0)
 		for _, r := range append(rs, pacedRes[m.name]...) {
@@ -187,6 +192,8 @@ func run() error {
 		}
 		for _, r := range rs {
 			rates = append(rates, r.rate)
+			goCPU = append(goCPU, r.goCPU)
+			redisCPU = append(redisCPU, r.redisCPU)
 			lat = append(lat, r.lat...)
 		}
 		for _, r := range pacedRes[m.name] {
@@ -199,8 +206,8 @@ func run() error {
 			}
 			per += fmt.Sprintf("%.0f", x)
 		}
-		fmt.Printf("| %s | %.0f | %s | %v | %v | %v | %v | %d | %d | %d |\n", m.name, median(rates), per,
-			pct(lat, 0.5), pct(lat, 0.99), pct(plat, 0.5), pct(plat, 0.99), lost, dup, pend)
+		fmt.Printf("| %s | %.0f | %s | %.1f / %.1f | %v | %v | %v | %v | %d | %d | %d |\n", m.name, median(rates), per,
+			median(goCPU), median(redisCPU), pct(lat, 0.5), pct(lat, 0.99), pct(plat, 0.5), pct(plat, 0.99), lost, dup, pend)
 	}
 	return nil
 }
@@ -224,6 +231,7 @@ func once(m maker, total, perSec int) (result, error) {
 	for i := range msgs {
 		msgs[i] = msg{id: fmt.Sprintf("evt_%d", i), order: fmt.Sprintf("ord_%d", i%*orders)}
 	}
+	cpu0, rcpu0 := procCPU(), redisCPU(ctx)
 	var stop func()
 	if !*backlog || perSec > 0 {
 		if stop, err = b.start(ctx, s); err != nil {
@@ -258,6 +266,8 @@ func once(m maker, total, perSec int) (result, error) {
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(begin)
+	res.goCPU = float64((procCPU() - cpu0).Microseconds()) / float64(total)
+	res.redisCPU = float64((redisCPU(ctx) - rcpu0).Microseconds()) / float64(total)
 	// Give late duplicates and acks a moment to show.
 	time.Sleep(500 * time.Millisecond)
 	stop()
@@ -360,6 +370,35 @@ func cleanup(prefix string) {
 			rdb.Unlink(ctx, keys...)
 		}
 	}
+}
+
+// procCPU is this process's CPU time so far (user + system).
+func procCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the Redis server's CPU time so far (used_cpu_user +
+// used_cpu_sys of INFO cpu); 0 when it cannot be read.
+func redisCPU(ctx context.Context) time.Duration {
+	rdb := redis.NewClient(&redis.Options{Addr: *addr})
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 func pct(d []time.Duration, q float64) time.Duration {
