@@ -274,24 +274,35 @@ func merge(m map[string]*result, name string, r *result) {
 	m[name].errors += r.errors
 }
 
-// measure runs g goroutines, each acquiring and releasing key in a loop for d.
+// measure runs g goroutines, each acquiring and releasing key in a loop for
+// d. Each goroutine first takes and gives back the lock once, untimed, so
+// that what every implementation sets up lazily (dialing its connections,
+// granting an etcd lease, subscribing, opening a watch) is not counted as
+// waiting; then all start together.
 func measure(im impl, key string, g int, d time.Duration) (*result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	deadline := time.Now().Add(d)
 	var (
-		mu  sync.Mutex
-		res result
-		wg  sync.WaitGroup
-		bad error
+		mu       sync.Mutex
+		res      result
+		wg       sync.WaitGroup
+		warm     sync.WaitGroup
+		bad      error
+		begin    = make(chan struct{})
+		deadline time.Time // set before begin is closed
 	)
-	start := time.Now()
+	warm.Add(g)
 	for range g {
 		acq, closeFn := im.new(key)
 		wg.Go(func() {
 			if closeFn != nil {
 				defer closeFn()
 			}
+			if rel, err := acq(ctx); err == nil {
+				_ = rel(ctx)
+			}
+			warm.Done()
+			<-begin
 			var lat []time.Duration
 			errs := 0
 			for time.Now().Before(deadline) {
@@ -321,6 +332,10 @@ func measure(im impl, key string, g int, d time.Duration) (*result, error) {
 			mu.Unlock()
 		})
 	}
+	warm.Wait()
+	start := time.Now()
+	deadline = start.Add(d)
+	close(begin)
 	wg.Wait()
 	if bad != nil {
 		return nil, bad
