@@ -52,7 +52,7 @@ func newOurs(prefix string) (impl, error) {
 }
 
 func (o *ours) config(consumer string) redisstream.Config {
-	return redisstream.Config{Prefix: o.prefix, Consumer: consumer, MaxInFlight: *inflight,
+	return redisstream.Config{Prefix: o.prefix, Consumer: consumer, MaxInFlight: *inflight, Partitions: *partitions,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
@@ -91,7 +91,11 @@ func (o *ours) batched() bool { return true }
 
 func (o *ours) pending(ctx context.Context) (int64, error) {
 	var total int64
-	for p := range redisstream.DefaultPartitions {
+	n := *partitions
+	if n <= 0 {
+		n = redisstream.DefaultPartitions
+	}
+	for p := range n {
 		x, err := o.pub.XPending(ctx, o.bus.Stream(p), group).Result()
 		if err != nil {
 			return 0, err

@@ -51,6 +51,7 @@ var (
 	only       = flag.String("impls", "ours,ref,watermill,asynq", "implementations to run, comma separated")
 	timeout    = flag.Duration("timeout", 3*time.Minute, "give up a run after this long")
 	inflight   = flag.Int("inflight", 0, "ours: Config.MaxInFlight per consumer (0: default)")
+	partitions = flag.Int("partitions", 0, "ours: Config.Partitions (0: default, 16)")
 	backlog    = flag.Bool("backlog", false, "publish everything first, then start the consumers: measures consuming alone (latencies then include the wait)")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
