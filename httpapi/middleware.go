@@ -5,11 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -77,11 +78,9 @@ type instrumenter struct {
 }
 
 func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
-	var observe func(class string, d time.Duration)
+	var obs *routeObservers
 	if in.metrics != nil {
-		observe = func(class string, d time.Duration) {
-			in.metrics.HTTPRequestDuration.WithLabelValues(route, class).Observe(d.Seconds())
-		}
+		obs = &routeObservers{vec: in.metrics.HTTPRequestDuration, route: route}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -100,8 +99,8 @@ func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
 					WriteError(rec, orderflow.Errorf(orderflow.EInternal, "panic"))
 				}
 			}
-			if observe != nil {
-				observe(statusClass(rec.status), time.Since(start))
+			if obs != nil {
+				obs.observe(rec.status, time.Since(start))
 				if rec.errCode != "" {
 					in.metrics.Errors.WithLabelValues(rec.errCode).Inc()
 				}
@@ -119,9 +118,36 @@ func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
 	})
 }
 
-func statusClass(status int) string {
+func statusClass(status int) string { return classNames[classIndex(status)] }
+
+// classNames are the status-class labels, indexed by classIndex.
+var classNames = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func classIndex(status int) int {
 	if status < 100 || status > 599 {
-		return "other"
+		return 0
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return status / 100
+}
+
+// routeObservers are one route's duration histograms, one per status class,
+// looked up in the vector once each and kept: WithLabelValues per request
+// hashed the labels and took the vector's lock on every response. A class is
+// looked up on its first response, so the exported series are the same as
+// before (none for a class never answered).
+type routeObservers struct {
+	vec   *prometheus.HistogramVec
+	route string
+	class [len(classNames)]atomic.Pointer[prometheus.Observer]
+}
+
+func (o *routeObservers) observe(status int, d time.Duration) {
+	i := classIndex(status)
+	p := o.class[i].Load()
+	if p == nil {
+		h := o.vec.WithLabelValues(o.route, classNames[i])
+		p = &h
+		o.class[i].Store(p) // a racing first response stores the same child
+	}
+	(*p).Observe(d.Seconds())
 }

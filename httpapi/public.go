@@ -25,7 +25,6 @@ import (
 	"github.com/orderflow/orderflow/httpapi/callbacksig"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/telemetry"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // MaxBodyBytes caps every request body (API.md: over 64 KiB is 413).
@@ -153,11 +152,7 @@ func NewPublic(cfg PublicConfig) http.Handler {
 	mux.Handle("/", in.wrap("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, orderflow.Errorf(orderflow.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})))
-	// A server span per request, child of the caller's traceparent when
-	// there is one: its context reaches the logs (trace_id) and the outbox
-	// event headers, so the risk engine's work joins the same trace. The
-	// instrumenter renames it after the route pattern.
-	return otelhttp.NewHandler(mux, "http.request")
+	return traced(mux)
 }
 
 func retryAfterSeconds(d time.Duration) string {
