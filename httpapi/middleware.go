@@ -118,8 +118,6 @@ func (in *instrumenter) wrap(route string, h http.Handler) http.Handler {
 	})
 }
 
-func statusClass(status int) string { return classNames[classIndex(status)] }
-
 // classNames are the status-class labels, indexed by classIndex.
 var classNames = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
