@@ -83,25 +83,32 @@ func (c *consumer) flush(batch []*entry) {
 
 // writeAcks runs the ack script once per partition of batch, pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	// Per partition: ARGV is group, ttl, k, the k marked event ids, then
-	// every entry id; marks and ids are gathered apart, then joined.
+	// Per partition: ARGV is group, ttl, k, r, the r refreshed ids, keep,
+	// the k marked event ids, then every entry id (see ackScript).
 	type part struct {
-		keys       []string
-		marks, ids []any
+		keys                []string
+		marks, ids, refresh []any
 	}
 	now := time.Now()
 	// The bucket lives DedupTTL past the end of its window.
 	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
 	bucket := now.UnixNano() / int64(c.b.bucketWidth())
+	keep := strconv.FormatInt(c.b.pubKeep().Milliseconds(), 10)
+	// Published longer than DedupTTL ago (by its entry id): refresh the
+	// published id with the marker (see Bus.pubKeep).
+	old := now.Add(-c.cfg.DedupTTL).UnixMilli()
 	parts := make([]*part, len(c.b.streams))
 	for _, e := range batch {
 		pt := parts[e.part]
 		if pt == nil {
-			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket)}}
+			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket), c.b.pubKey(e.part)}}
 			parts[e.part] = pt
 		}
 		if e.mark {
 			pt.marks = append(pt.marks, e.ev.ID)
+			if ms, _, ok := parseID(e.id); !ok || ms < old {
+				pt.refresh = append(pt.refresh, e.ev.ID)
+			}
 		}
 		pt.ids = append(pt.ids, e.id)
 	}
@@ -113,8 +120,10 @@ func (c *consumer) writeAcks(batch []*entry) error {
 			if pt == nil {
 				continue
 			}
-			args := make([]any, 0, 3+len(pt.marks)+len(pt.ids))
-			args = append(args, c.group, ttl, len(pt.marks))
+			args := make([]any, 0, 5+len(pt.refresh)+len(pt.marks)+len(pt.ids))
+			args = append(args, c.group, ttl, len(pt.marks), len(pt.refresh))
+			args = append(args, pt.refresh...)
+			args = append(args, keep)
 			args = append(args, pt.marks...)
 			args = append(args, pt.ids...)
 			eval(pipe, pt.keys, args)

@@ -203,6 +203,19 @@ func (b *Bus) doneKey(p int, group string, i int64) string {
 	return b.streams[p] + ":done:" + group + ":" + strconv.FormatInt(i, 10)
 }
 
+// pubKey is the sorted set of the event ids published to partition p
+// (publishScript); it shares the partition's hash tag.
+func (b *Bus) pubKey(p int) string { return b.streams[p] + ":pub" }
+
+// pubKeep is how long a published id is kept. A done marker is written at
+// an ack and lives at most DedupTTL + 2 bucket widths (+1 s) after it; an
+// ack within DedupTTL of the publication needs no refresh, later ones
+// refresh the id (writeAcks), so the id outlives every marker of its
+// event and a republication is always checked while a marker may exist.
+func (b *Bus) pubKeep() time.Duration {
+	return 2*b.cfg.DedupTTL + 2*b.bucketWidth() + 2*time.Second
+}
+
 // doneKeys returns the bucket sets a marker made now or within DedupTTL
 // may be in, newest first.
 func (b *Bus) doneKeys(p int, group string, now time.Time) []string {

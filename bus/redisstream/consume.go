@@ -26,6 +26,7 @@ type entry struct {
 	ev      orderflow.Event
 	only    string // redriven for this group only
 	bad     error  // undecodable: dead-lettered without handling
+	first   bool   // the event id's first publication: no dedup check
 	attempt int    // the delivery about to run (or running)
 	bump    bool   // record attempt in the pending list before delivering
 	mark    bool   // set the done marker with the ack
@@ -244,7 +245,8 @@ func (c *consumer) partOf(stream string) int {
 
 func newEntry(p int, m redis.XMessage, attempt int) *entry {
 	ev, only, err := decode(m)
-	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt}
+	first, _ := m.Values[fFirst].(string)
+	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt, first: first == "1"}
 }
 
 // waitSpace blocks while the consumer holds MaxInFlight entries; false
@@ -309,7 +311,9 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 
 // doneMarked reports which entries' events the group already handled
 // (their id is in a done-marker bucket): one SMISMEMBER per partition and
-// bucket, all in one pipeline. Plain commands, not a script: the check
+// bucket, all in one pipeline. Entries of an event's first publication
+// are not checked (no marker can exist: see publishScript), so the common
+// case costs no round trip before the handler. Plain commands, not a script: the check
 // only reads, so it needs no atomicity, and each command touches one key
 // (any slot of a cluster). When Redis fails to answer it reports none:
 // handling twice is allowed, skipping is not.
@@ -318,7 +322,7 @@ func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	byPart := make([][]int, len(c.b.streams))
 	check := false
 	for i, e := range es {
-		if e.bad == nil && (e.only == "" || e.only == c.group) {
+		if e.bad == nil && !e.first && (e.only == "" || e.only == c.group) {
 			byPart[e.part] = append(byPart[e.part], i)
 			check = true
 		}

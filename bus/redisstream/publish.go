@@ -22,6 +22,7 @@ const (
 	fCreated = "created" // unix nanoseconds
 	fSeq     = "seq"     // the outbox seq, when the publisher had one
 	fOnly    = "only"    // set by Redrive: only this group handles the entry
+	fFirst   = "first"   // set by publishScript: the event id's first publication
 	fHeader  = "h:"
 )
 
@@ -29,8 +30,8 @@ const (
 // build one huge request.
 const maxPipeline = 512
 
-// Publish appends evs to their partitions' streams with pipelined XADDs,
-// in order, so one order's events keep their order. It returns once Redis
+// Publish appends evs to their partitions' streams, one script call per
+// partition (pipelined), in order, so one order's events keep their order. It returns once Redis
 // has them all; on error some may have been appended, and publishing again
 // is safe: a consumer group acknowledges an event id it already handled
 // without calling its handler (within Config.DedupTTL). The outbox relay
@@ -52,15 +53,60 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
 		}
 	}
-	pipe := b.rdb.Pipeline()
+	// One publishScript call per partition, pipelined; each keeps its
+	// events in publish order, which is all an order needs (one order, one
+	// partition).
+	keep := strconv.FormatInt(b.pubKeep().Milliseconds(), 10)
+	args := make([][]any, len(b.streams))
 	for i := range evs {
 		e := &evs[i]
-		// XADD stream * fields…, built in one slice: XAddArgs would copy it.
-		args := make([]any, 0, 3+12+2*len(e.Headers))
-		args = append(args, "xadd", b.streams[b.Partition(e.OrderID)], "*")
-		_ = pipe.Process(ctx, redis.NewStringCmd(ctx, appendFields(args, e, "")...))
+		p := b.Partition(e.OrderID)
+		if args[p] == nil {
+			args[p] = append(make([]any, 0, 1+16*len(evs)/len(b.streams)+16), keep)
+		}
+		at := len(args[p])
+		args[p] = appendFields(append(args[p], e.ID, 0), e, "")
+		args[p][at+1] = len(args[p]) - at - 2
 	}
-	cmds, err := pipe.Exec(ctx)
+	var cmds []*redis.Cmd
+	var parts []int
+	run := func(eval bool) error {
+		pipe := b.rdb.Pipeline()
+		cmds = cmds[:0]
+		for _, p := range parts {
+			keys := []string{b.streams[p], b.pubKey(p)}
+			if eval {
+				cmds = append(cmds, publishScript.Eval(ctx, pipe, keys, args[p]...))
+			} else {
+				cmds = append(cmds, publishScript.EvalSha(ctx, pipe, keys, args[p]...))
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	for p := range args {
+		if args[p] != nil {
+			parts = append(parts, p)
+		}
+	}
+	err := run(false)
+	if err != nil {
+		// Partitions whose call found no cached script did nothing: send
+		// them the body (which caches it again); others failed for real.
+		var again []int
+		for i, c := range cmds {
+			if isNoScript(c.Err()) {
+				again = append(again, parts[i])
+			} else if c.Err() != nil {
+				return redisErr(ctx, c.Err(), "publish")
+			}
+		}
+		if len(again) == 0 {
+			return redisErr(ctx, err, "publish")
+		}
+		parts = again
+		err = run(true)
+	}
 	if err != nil {
 		for _, c := range cmds {
 			if c.Err() != nil {

@@ -12,17 +12,65 @@ import "github.com/redis/go-redis/v9"
 // never acknowledged. It runs only after the handlers succeeded; a failed
 // handler's entry stays pending and is delivered again.
 //
-// KEYS[1] stream, KEYS[2] the current done-marker bucket (a set).
-// ARGV[1] group, ARGV[2] bucket TTL in seconds, ARGV[3] k, the number of
-// event ids to mark, ARGV[4..3+k] those event ids, ARGV[4+k..] entry ids.
+// Entries acknowledged long after they were published (r of them) also
+// refresh their id in the published ids (publishScript) before the marker
+// is written, so the published id outlives the marker.
+//
+// KEYS[1] stream, KEYS[2] the current done-marker bucket (a set), KEYS[3]
+// the published ids. ARGV[1] group, ARGV[2] bucket TTL in seconds, ARGV[3]
+// k, the number of event ids to mark, ARGV[4] r, ARGV[5..4+r] event ids to
+// refresh, ARGV[5+r] the published ids' keep time in ms, ARGV[6+r..5+r+k]
+// the event ids to mark, ARGV[6+r+k..] entry ids.
 var ackScript = redis.NewScript(`
-local k = tonumber(ARGV[3])
+local k, r = tonumber(ARGV[3]), tonumber(ARGV[4])
+local a = 6 + r
+if r > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for i = 5, 4 + r do redis.call('ZADD', KEYS[3], 'GT', now, ARGV[i]) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[5 + r])
+end
 if k > 0 then
-  redis.call('SADD', KEYS[2], unpack(ARGV, 4, 3 + k))
+  redis.call('SADD', KEYS[2], unpack(ARGV, a, a - 1 + k))
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-if #ARGV < 4 + k then return 0 end
-return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 4 + k))
+if #ARGV < a + k then return 0 end
+return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, a + k))
+`)
+
+// publishScript appends a partition's events to its stream, in order, and
+// records each event id in the partition's set of published ids (a sorted
+// set scored by Redis time). An entry whose id was not in that set gets
+// the field "first": this is the event's first publication, so no group
+// can have marked it done, and its consumers skip the dedup check (a round
+// trip before the handler). A publication again (the relay retrying, the
+// reconciler after Redis lost data) has no "first" and is checked. The set
+// is written before the entry in one script, and a marker is written
+// after both, so a Redis that lost its latest writes never keeps a done
+// marker while losing the published id. Ids older than the keep time are
+// dropped; acks of old entries refresh their id (ackScript).
+//
+// KEYS[1] stream, KEYS[2] published ids. ARGV[1] keep time in ms, then per
+// event: its id, n, and its n field names and values.
+var publishScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - keep))
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i+1])
+  local f = {KEYS[1], '*'}
+  for j = i + 2, i + 1 + n do f[#f+1] = ARGV[j] end
+  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
+    f[#f+1] = 'first'
+    f[#f+1] = '1'
+  end
+  redis.call('XADD', unpack(f))
+  i = i + 2 + n
+end
+redis.call('PEXPIRE', KEYS[2], keep)
+return 0
 `)
 
 // deadScript moves one entry to the dead letters: acknowledged and copied
