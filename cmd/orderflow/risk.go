@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/breaker"
 	"github.com/orderflow/orderflow/bus/sqlbus"
@@ -82,9 +80,7 @@ func (a *app) buildRisk(publicAddr string) (*riskParts, error) {
 	})
 	a.metrics.SetBreakerState("callback", float64(br.State()))
 	wrap := []func(http.RoundTripper) http.RoundTripper{
-		func(rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(a.tracerProvider()))
-		},
+		newTracedTransport,
 		func(rt http.RoundTripper) http.RoundTripper { return &deadline.Transport{Base: rt} },
 		a.chaos.Transport,
 	}
