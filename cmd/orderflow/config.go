@@ -41,6 +41,10 @@ type config struct {
 	PruneInterval   time.Duration
 	RiskConcurrency int
 	CallbackTimeout time.Duration
+
+	// The Go runtime's collector (serve and order; GOGC / GOMEMLIMIT win).
+	GCPercent      int
+	MemoryLimitMiB int64
 }
 
 func newFlagSet(name string, c *config) *flag.FlagSet {
@@ -73,6 +77,14 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	// (docs/benchmarks/pipeline.md, "After tuning").
 	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", 64, "serve: order.created events the risk engine handles at once")
 	fs.DurationVar(&c.CallbackTimeout, "callback-timeout", 800*time.Millisecond, "serve: deadline of one callback attempt (the service-call budget)")
+	// A decided order allocates ~80 KB in serve against a live heap of
+	// ~15 MB, so at GOGC 100 the collector ran ~7 times a second at 700
+	// orders/s. 400 lets the heap grow to ~5× the live set (~75 MB) and
+	// collects a quarter as often; the soft limit bounds the heap when the
+	// live set grows (a backlog) by collecting more often near it instead.
+	// docs/benchmarks/pipeline.md has the CPU per order with each setting.
+	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target percentage (runtime/debug.SetGCPercent) unless $GOGC is set; negative: GC off below the memory limit")
+	fs.Int64Var(&c.MemoryLimitMiB, "memory-limit-mib", 1024, "Go soft memory limit in MiB (runtime/debug.SetMemoryLimit) unless $GOMEMLIMIT is set; 0: none")
 	return fs
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ func runServer(ctx context.Context, m mode, args []string, getenv func(string) s
 		return err
 	}
 	log := telemetry.NewLogger(stdout, level)
+	tuneGC(c, getenv)
 	secrets, err := callbackSecrets(m, c.CallbackSecret, log)
 	if err != nil {
 		return err
@@ -354,4 +356,16 @@ func sqlitePath(url string) (string, error) {
 		return "", fmt.Errorf("bad flag: -store %q: want sqlite://<path>", url)
 	}
 	return path, nil
+}
+
+// tuneGC applies --gc-percent and --memory-limit-mib, except where the
+// runtime's own GOGC / GOMEMLIMIT variables are set: those already took
+// effect at start-up and are the operator's explicit choice.
+func tuneGC(c config, getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(c.GCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" && c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
+	}
 }
