@@ -83,7 +83,7 @@ func (c *consumer) flush(batch []*entry) {
 
 // writeAcks runs the ack script once per partition of batch, pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	// Per partition: ARGV is group, ttl, k, r, the r refreshed ids, keep,
+	// Per partition: ARGV is group, ttl, k, r, the r refreshed ids, pubTTL,
 	// the k marked event ids, then every entry id (see ackScript).
 	type part struct {
 		keys                []string
@@ -93,7 +93,7 @@ func (c *consumer) writeAcks(batch []*entry) error {
 	// The bucket lives DedupTTL past the end of its window.
 	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
 	bucket := now.UnixNano() / int64(c.b.bucketWidth())
-	keep := strconv.FormatInt(c.b.pubKeep().Milliseconds(), 10)
+	_, _, pubTTL := c.b.pubKeys(0, now)
 	// Published longer than DedupTTL ago (by its entry id): refresh the
 	// published id with the marker (see Bus.pubKeep).
 	old := now.Add(-c.cfg.DedupTTL).UnixMilli()
@@ -101,7 +101,8 @@ func (c *consumer) writeAcks(batch []*entry) error {
 	for _, e := range batch {
 		pt := parts[e.part]
 		if pt == nil {
-			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket), c.b.pubKey(e.part)}}
+			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket), ""}}
+			pt.keys[2], _, _ = c.b.pubKeys(e.part, now)
 			parts[e.part] = pt
 		}
 		if e.mark {
@@ -123,7 +124,7 @@ func (c *consumer) writeAcks(batch []*entry) error {
 			args := make([]any, 0, 5+len(pt.refresh)+len(pt.marks)+len(pt.ids))
 			args = append(args, c.group, ttl, len(pt.marks), len(pt.refresh))
 			args = append(args, pt.refresh...)
-			args = append(args, keep)
+			args = append(args, pubTTL)
 			args = append(args, pt.marks...)
 			args = append(args, pt.ids...)
 			eval(pipe, pt.keys, args)

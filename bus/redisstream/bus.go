@@ -203,17 +203,27 @@ func (b *Bus) doneKey(p int, group string, i int64) string {
 	return b.streams[p] + ":done:" + group + ":" + strconv.FormatInt(i, 10)
 }
 
-// pubKey is the sorted set of the event ids published to partition p
-// (publishScript); it shares the partition's hash tag.
-func (b *Bus) pubKey(p int) string { return b.streams[p] + ":pub" }
-
-// pubKeep is how long a published id is kept. A done marker is written at
-// an ack and lives at most DedupTTL + 2 bucket widths (+1 s) after it; an
-// ack within DedupTTL of the publication needs no refresh, later ones
-// refresh the id (writeAcks), so the id outlives every marker of its
-// event and a republication is always checked while a marker may exist.
+// pubKeep is how long a published id is kept at least. A done marker is
+// written at an ack and lives at most DedupTTL + 2 bucket widths (+1 s)
+// after it; an ack within DedupTTL of the publication needs no refresh,
+// later ones add the id again (writeAcks), so the id outlives every marker
+// of its event and a republication is always checked while a marker may
+// exist.
 func (b *Bus) pubKeep() time.Duration {
 	return 2*b.cfg.DedupTTL + 2*b.bucketWidth() + 2*time.Second
+}
+
+// pubKeys returns partition p's current set of published ids, the
+// previous one, and the current one's TTL in seconds: a set per
+// generation of pubKeep, each expiring a generation after its own ends,
+// so an id added now is kept for between pubKeep and twice that. The sets
+// share the partition's hash tag.
+func (b *Bus) pubKeys(p int, now time.Time) (cur, prev, ttl string) {
+	w := int64(b.pubKeep()/time.Second) + 1
+	g := now.Unix() / w
+	base := b.streams[p] + ":pub:"
+	return base + strconv.FormatInt(g, 10), base + strconv.FormatInt(g-1, 10),
+		strconv.FormatInt((g+2)*w-now.Unix()+1, 10)
 }
 
 // doneKeys returns the bucket sets a marker made now or within DedupTTL

@@ -9,7 +9,8 @@
 // An event goes to partition xxhash64(order id) mod Config.Partitions, stream
 // "<prefix>:{p}"; one order's events therefore stay in one stream, in
 // publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
-// letters), "<prefix>:{p}:pub" (the event ids published, see Delivery) and
+// letters), "<prefix>:{p}:pub:<generation>" (the event ids published, see
+// Delivery) and
 // "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
 // the group handled, one per time bucket of Config.DedupTTL/4, each expiring
 // DedupTTL after its window). The braces are a cluster hash tag: a partition's keys share a slot,
@@ -39,14 +40,14 @@
 // call per partition, pipelined. A delivery whose event id is already
 // marked done for the group (the relay published it again) is
 // acknowledged without calling the handler. Publish records every event id
-// in "<prefix>:{p}:pub" (a sorted set) in the script that appends the
+// in the partition's published-id sets in the script that appends the
 // entry, and flags the entry "first" when the id was not there: no group
 // can have marked a first publication done, so its delivery goes to the
 // handler with no check. Every other entry (a publication again, a
 // redrive, an entry written by other code) is checked before it is queued,
 // with plain SMISMEMBERs (one per partition and bucket, one pipeline; a
-// read-only check needs no script). A published id is kept 2 × DedupTTL
-// (and refreshed by an ack later than DedupTTL after the publication), so
+// read-only check needs no script). A published id is kept at least
+// 2 × DedupTTL (and added again by an ack later than DedupTTL after the publication), so
 // it outlives the markers of its event, and it is written before them:
 // a Redis that lost its latest writes keeps no marker without the id. The
 // marker keeps a republished

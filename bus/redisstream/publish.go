@@ -53,50 +53,62 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
 		}
 	}
-	// One publishScript call per partition, pipelined; each keeps its
-	// events in publish order, which is all an order needs (one order, one
-	// partition).
-	keep := strconv.FormatInt(b.pubKeep().Milliseconds(), 10)
-	args := make([][]any, len(b.streams))
+	// One publishScript call for all (on a cluster: one per partition,
+	// pipelined); either keeps each partition's events in publish order,
+	// which is all an order needs (one order, one partition). Few, large
+	// calls: each call costs Redis a fixed set-up.
+	now := time.Now()
+	_, _, ttl := b.pubKeys(0, now)
+	type call struct {
+		keys []string
+		args []any
+	}
+	var calls []*call
+	byPart := make([]*call, len(b.streams))
+	slot := make([]int, len(b.streams)) // the partition's key pair in its call
 	for i := range evs {
 		e := &evs[i]
 		p := b.Partition(e.OrderID)
-		if args[p] == nil {
-			args[p] = append(make([]any, 0, 1+16*len(evs)/len(b.streams)+16), keep)
+		cl := byPart[p]
+		if cl == nil {
+			if b.cluster || len(calls) == 0 {
+				cl = &call{args: append(make([]any, 0, 1+18*len(evs)), ttl)}
+				calls = append(calls, cl)
+			} else {
+				cl = calls[0]
+			}
+			byPart[p] = cl
+			slot[p] = len(cl.keys) / 3
+			cur, prev, _ := b.pubKeys(p, now)
+			cl.keys = append(cl.keys, b.streams[p], cur, prev)
 		}
-		at := len(args[p])
-		args[p] = appendFields(append(args[p], e.ID, 0), e, "")
-		args[p][at+1] = len(args[p]) - at - 2
+		at := len(cl.args)
+		cl.args = appendFields(append(cl.args, slot[p], e.ID, 0), e, "")
+		cl.args = append(cl.args, fFirst, "0")
+		cl.args[at+2] = len(cl.args) - at - 3
 	}
 	var cmds []*redis.Cmd
-	var parts []int
 	run := func(eval bool) error {
 		pipe := b.rdb.Pipeline()
 		cmds = cmds[:0]
-		for _, p := range parts {
-			keys := []string{b.streams[p], b.pubKey(p)}
+		for _, cl := range calls {
 			if eval {
-				cmds = append(cmds, publishScript.Eval(ctx, pipe, keys, args[p]...))
+				cmds = append(cmds, publishScript.Eval(ctx, pipe, cl.keys, cl.args...))
 			} else {
-				cmds = append(cmds, publishScript.EvalSha(ctx, pipe, keys, args[p]...))
+				cmds = append(cmds, publishScript.EvalSha(ctx, pipe, cl.keys, cl.args...))
 			}
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	}
-	for p := range args {
-		if args[p] != nil {
-			parts = append(parts, p)
-		}
-	}
 	err := run(false)
 	if err != nil {
 		// Partitions whose call found no cached script did nothing: send
 		// them the body (which caches it again); others failed for real.
-		var again []int
+		var again []*call
 		for i, c := range cmds {
 			if isNoScript(c.Err()) {
-				again = append(again, parts[i])
+				again = append(again, calls[i])
 			} else if c.Err() != nil {
 				return redisErr(ctx, c.Err(), "publish")
 			}
@@ -104,7 +116,7 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 		if len(again) == 0 {
 			return redisErr(ctx, err, "publish")
 		}
-		parts = again
+		calls = again
 		err = run(true)
 	}
 	if err != nil {

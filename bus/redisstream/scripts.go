@@ -14,21 +14,20 @@ import "github.com/redis/go-redis/v9"
 //
 // Entries acknowledged long after they were published (r of them) also
 // refresh their id in the published ids (publishScript) before the marker
-// is written, so the published id outlives the marker.
+// is written (into the current set), so the published id outlives the
+// marker.
 //
 // KEYS[1] stream, KEYS[2] the current done-marker bucket (a set), KEYS[3]
 // the published ids. ARGV[1] group, ARGV[2] bucket TTL in seconds, ARGV[3]
 // k, the number of event ids to mark, ARGV[4] r, ARGV[5..4+r] event ids to
-// refresh, ARGV[5+r] the published ids' keep time in ms, ARGV[6+r..5+r+k]
+// refresh, ARGV[5+r] the TTL of the current published-id set in seconds, ARGV[6+r..5+r+k]
 // the event ids to mark, ARGV[6+r+k..] entry ids.
 var ackScript = redis.NewScript(`
 local k, r = tonumber(ARGV[3]), tonumber(ARGV[4])
 local a = 6 + r
 if r > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  for i = 5, 4 + r do redis.call('ZADD', KEYS[3], 'GT', now, ARGV[i]) end
-  redis.call('PEXPIRE', KEYS[3], ARGV[5 + r])
+  redis.call('SADD', KEYS[3], unpack(ARGV, 5, 4 + r))
+  redis.call('EXPIRE', KEYS[3], ARGV[5 + r])
 end
 if k > 0 then
   redis.call('SADD', KEYS[2], unpack(ARGV, a, a - 1 + k))
@@ -38,38 +37,56 @@ if #ARGV < a + k then return 0 end
 return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, a + k))
 `)
 
-// publishScript appends a partition's events to its stream, in order, and
-// records each event id in the partition's set of published ids (a sorted
-// set scored by Redis time). An entry whose id was not in that set gets
-// the field "first": this is the event's first publication, so no group
-// can have marked it done, and its consumers skip the dedup check (a round
-// trip before the handler). A publication again (the relay retrying, the
-// reconciler after Redis lost data) has no "first" and is checked. The set
-// is written before the entry in one script, and a marker is written
-// after both, so a Redis that lost its latest writes never keeps a done
-// marker while losing the published id. Ids older than the keep time are
-// dropped; acks of old entries refresh their id (ackScript).
+// publishScript appends events to their partitions' streams, in order,
+// and records each event id in the partition's published ids: sets by
+// generation of Bus.pubKeep, the current one and the one before checked.
+// An entry whose id was in neither (nor earlier in the call) gets "first"
+// "1": this is the event's first publication, so no group can have marked
+// it done, and its consumers skip the dedup check (a round trip before
+// the handler). A publication again (the relay retrying, the reconciler
+// after Redis lost data) gets "first" "0" and is checked. The ids are
+// written before the entries in one script, and a marker only later, so
+// a Redis that lost its latest writes never keeps a done marker while
+// losing the published id. Acks of old entries add their id again
+// (ackScript), so an id outlives its markers.
 //
-// KEYS[1] stream, KEYS[2] published ids. ARGV[1] keep time in ms, then per
-// event: its id, n, and its n field names and values.
+// The entries of many partitions may go in one call (not on a cluster,
+// where a script's keys must share a slot): KEYS are triples of a stream,
+// its current and its previous published-id set. ARGV[1] is the current
+// set's TTL in seconds, then per event: the index of its key triple (from
+// 0), its id, n, and its n field names and values, the last pair being
+// "first" "0" (set to "1" in place).
 var publishScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local keep = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - keep))
+local byKey, at = {}, {}
 local i = 2
 while i <= #ARGV do
-  local n = tonumber(ARGV[i+1])
-  local f = {KEYS[1], '*'}
-  for j = i + 2, i + 1 + n do f[#f+1] = ARGV[j] end
-  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[i]) == 1 then
-    f[#f+1] = 'first'
-    f[#f+1] = '1'
-  end
-  redis.call('XADD', unpack(f))
-  i = i + 2 + n
+  local k = tonumber(ARGV[i])
+  local l = byKey[k]
+  if l == nil then l = {}; byKey[k] = l end
+  l[#l+1] = ARGV[i+1]
+  at[#at+1] = i
+  i = i + 3 + tonumber(ARGV[i+2])
 end
-redis.call('PEXPIRE', KEYS[2], keep)
+local seen = {}
+for k, ids in pairs(byKey) do
+  local cur, prev = KEYS[3*k+2], KEYS[3*k+3]
+  local a = redis.call('SMISMEMBER', cur, unpack(ids))
+  local b = redis.call('SMISMEMBER', prev, unpack(ids))
+  for j, id in ipairs(ids) do
+    if seen[id] == nil then seen[id] = a[j] == 0 and b[j] == 0 end
+  end
+  redis.call('SADD', cur, unpack(ids))
+  redis.call('EXPIRE', cur, ARGV[1])
+end
+local flagged = {}
+for _, i in ipairs(at) do
+  local id, last = ARGV[i+1], i + 2 + tonumber(ARGV[i+2])
+  if seen[id] and flagged[id] == nil then
+    ARGV[last] = '1'
+    flagged[id] = true
+  end
+  redis.call('XADD', KEYS[3*tonumber(ARGV[i])+1], '*', unpack(ARGV, i + 3, last))
+end
 return 0
 `)
 
