@@ -256,6 +256,7 @@ func TestMainBadFlags(t *testing.T) {
 		"UnknownFlag":   {"--nope"},
 		"Positional":    {"extra"},
 		"NegativeCount": {"--orders", "-1"},
+		"NegativeProcs": {"--procs", "-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
