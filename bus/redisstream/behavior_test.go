@@ -222,7 +222,7 @@ func TestDeletedPendingEntriesCleaned(t *testing.T) {
 				if err := rdb.XDel(ctx, b.Stream(p), m.ID).Err(); err != nil {
 					t.Fatal(err)
 				}
-				deleted[m.Values["id"].(string)] = true
+				deleted[redisstream.EventOf(m).ID] = true
 			}
 		}
 	}
@@ -274,7 +274,7 @@ func TestTrimNeverDropsPendingOrUndelivered(t *testing.T) {
 		msgs, _ := rdb.XRange(ctx, b.Stream(p), "-", "+").Result()
 		var pend []string
 		for _, m := range msgs {
-			if strings.HasPrefix(m.Values["order"].(string), "a") {
+			if strings.HasPrefix(redisstream.EventOf(m).OrderID, "a") {
 				pend = append(pend, m.ID)
 			}
 		}
@@ -538,7 +538,7 @@ func firsts(t *testing.T, rdb *redis.Client, b *redisstream.Bus, ev orderflow.Ev
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.Values["id"] == ev.ID {
+		if redisstream.EventOf(m).ID == ev.ID {
 			out = append(out, m.Values["first"] == "1")
 		}
 	}

@@ -23,6 +23,7 @@ const (
 	fSeq     = "seq"     // the outbox seq, when the publisher had one
 	fOnly    = "only"    // set by Redrive: only this group handles the entry
 	fFirst   = "first"   // set by publishScript: the event id's first publication
+	fEvent   = "e"       // the whole event packed (appendPacked)
 	fHeader  = "h:"
 )
 
@@ -135,18 +136,12 @@ func fields(e *orderflow.Event, only string) []any {
 	return appendFields(make([]any, 0, 12+2*len(e.Headers)), e, only)
 }
 
-// appendFields appends e's XADD field list to f.
+// appendFields appends e's XADD field list to f: the packed event, and
+// the group a redriven entry is for.
 func appendFields(f []any, e *orderflow.Event, only string) []any {
-	f = append(f, fID, e.ID, fType, string(e.Type), fOrder, e.OrderID, fPayload, e.Payload,
-		fCreated, strconv.FormatInt(e.CreatedAt.UnixNano(), 10))
-	if e.Seq != 0 {
-		f = append(f, fSeq, strconv.FormatInt(e.Seq, 10))
-	}
+	f = append(f, fEvent, appendPacked(make([]byte, 0, 64+len(e.Payload)), e))
 	if only != "" {
 		f = append(f, fOnly, only)
-	}
-	for k, v := range e.Headers {
-		f = append(f, fHeader+k, v)
 	}
 	return f
 }
@@ -155,6 +150,14 @@ func appendFields(f []any, e *orderflow.Event, only string) []any {
 // redriven entry is meant for. An entry without an id or order id is not
 // ours (or damaged) and is an error: the consumer dead-letters it.
 func decode(m redis.XMessage) (e orderflow.Event, only string, err error) {
+	if p, ok := m.Values[fEvent].(string); ok {
+		only, _ = m.Values[fOnly].(string)
+		if err := unpack(p, &e); err != nil {
+			return e, only, fmt.Errorf("entry %s: %w", m.ID, err)
+		}
+		return finish(m.ID, e, only)
+	}
+	// One field per attribute: entries written before events were packed.
 	for k, v := range m.Values {
 		s, _ := v.(string)
 		switch {
@@ -183,11 +186,17 @@ func decode(m redis.XMessage) (e orderflow.Event, only string, err error) {
 			e.Headers[k[len(fHeader):]] = s
 		}
 	}
+	return finish(m.ID, e, only)
+}
+
+// finish completes a decoded event: the seq from the entry id when the
+// publisher had none, and an error when the id or order id is missing.
+func finish(entryID string, e orderflow.Event, only string) (orderflow.Event, string, error) {
 	if e.Seq == 0 {
-		e.Seq = entrySeq(m.ID)
+		e.Seq = entrySeq(entryID)
 	}
 	if e.ID == "" || e.OrderID == "" {
-		return e, only, fmt.Errorf("entry %s has no event id or order id", m.ID)
+		return e, only, fmt.Errorf("entry %s has no event id or order id", entryID)
 	}
 	return e, only, nil
 }

@@ -139,7 +139,7 @@ local f, out, grp = e[1][2], {KEYS[2], '*'}, ''
 for i = 1, #f, 2 do
   local k = f[i]
   if k == 'dl:group' then grp = f[i+1]
-  elseif string.sub(k, 1, 3) ~= 'dl:' and k ~= 'only' then
+  elseif string.sub(k, 1, 3) ~= 'dl:' and k ~= 'only' and k ~= 'first' then
     out[#out+1] = k
     out[#out+1] = f[i+1]
   end
