@@ -124,7 +124,7 @@ func (c *consumer) writeAcks(batch []*entry) error {
 			args := make([]any, 0, 5+len(pt.refresh)+len(pt.marks)+len(pt.ids))
 			args = append(args, c.group, ttl, len(pt.marks), len(pt.refresh))
 			args = append(args, pt.refresh...)
-			args = append(args, pubTTL)
+			args = append(args, int64(pubTTL/time.Second))
 			args = append(args, pt.marks...)
 			args = append(args, pt.ids...)
 			eval(pipe, pt.keys, args)

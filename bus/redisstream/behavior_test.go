@@ -545,20 +545,27 @@ func firsts(t *testing.T, rdb *redis.Client, b *redisstream.Bus, ev orderflow.Ev
 	return out
 }
 
-// The dedup check is skipped only for an event's first publication: a
-// publication again (also in the same Publish call) is not flagged, so
-// it is checked against the done markers.
+// The dedup check is skipped only for an event's first publication in a
+// small call: a publication again (also in the same Publish call) is not
+// flagged, so it is checked against the done markers.
 func TestOnlyFirstPublicationSkipsCheck(t *testing.T) {
 	rdb, _, b := setup(t, "risk")
 	a, c := bustest.Event("a", 0), bustest.Event("c", 0)
 	publish(t, b, a)
 	publish(t, b, a, c, c)
+	// A large call appends without the flag (its consumers check), and
+	// records its ids: a small call publishing one again is not first.
+	big := bustest.Events("big", 40, 40)
+	publish(t, b, big...)
+	publish(t, b, big[0])
 	for _, tc := range []struct {
 		ev   orderflow.Event
 		want []bool
 	}{
 		{a, []bool{true, false}},
 		{c, []bool{true, false}},
+		{big[0], []bool{false, false}},
+		{big[1], []bool{false}},
 	} {
 		if got := firsts(t, rdb, b, tc.ev); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s: first flags %v, want %v", tc.ev.ID, got, tc.want)

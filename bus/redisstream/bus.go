@@ -214,16 +214,16 @@ func (b *Bus) pubKeep() time.Duration {
 }
 
 // pubKeys returns partition p's current set of published ids, the
-// previous one, and the current one's TTL in seconds: a set per
+// previous one, and the current one's TTL (whole seconds): a set per
 // generation of pubKeep, each expiring a generation after its own ends,
 // so an id added now is kept for between pubKeep and twice that. The sets
 // share the partition's hash tag.
-func (b *Bus) pubKeys(p int, now time.Time) (cur, prev, ttl string) {
+func (b *Bus) pubKeys(p int, now time.Time) (cur, prev string, ttl time.Duration) {
 	w := int64(b.pubKeep()/time.Second) + 1
 	g := now.Unix() / w
 	base := b.streams[p] + ":pub:"
 	return base + strconv.FormatInt(g, 10), base + strconv.FormatInt(g-1, 10),
-		strconv.FormatInt((g+2)*w-now.Unix()+1, 10)
+		time.Duration((g+2)*w-now.Unix()+1) * time.Second
 }
 
 // doneKeys returns the bucket sets a marker made now or within DedupTTL

@@ -43,7 +43,11 @@
 // in the partition's published-id sets in the script that appends the
 // entry, and flags the entry "first" when the id was not there: no group
 // can have marked a first publication done, so its delivery goes to the
-// handler with no check. Every other entry (a publication again, a
+// handler with no check. Only small Publish calls (up to 16 events, an
+// idle publisher: latency) go through that script; larger ones record the
+// ids and append with plain pipelined XADDs, unflagged (XADD in Lua costs
+// Redis more per entry, and a busy consumer pays the check once per
+// large read). Every other entry (a publication again, a
 // redrive, an entry written by other code) is checked before it is queued,
 // with plain SMISMEMBERs (one per partition and bucket, one pipeline; a
 // read-only check needs no script). A published id is kept at least
