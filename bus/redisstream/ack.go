@@ -40,7 +40,7 @@ func (c *consumer) ackLoop() {
 				continue
 			default:
 			}
-			if len(c.ready) == 0 || c.starved.Load() {
+			if len(c.ready) == 0 || c.starved.Load() > 0 {
 				break
 			}
 			// More is queued: wait for the next ack, or for a worker to
@@ -77,8 +77,8 @@ func (c *consumer) flush(batch []*entry) {
 	for _, e := range batch {
 		delete(c.held, heldKey{e.part, e.id})
 	}
+	c.freedLocked()
 	c.mu.Unlock()
-	c.signalSpace()
 }
 
 // writeAcks runs the ack script once per partition of batch, pipelined.

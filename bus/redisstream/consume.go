@@ -58,12 +58,15 @@ type consumer struct {
 	ready     chan *orderQueue // orders whose head entry may run now
 	recovered chan struct{}    // closed once own pending entries were taken back
 	acks      chan *entry      // entries to acknowledge
-	space     chan struct{}    // a token whenever held entries were released
 	settled   chan struct{}    // a token whenever a worker finished with a head entry
-	starved   atomic.Bool      // the reader waits for room: acks must not wait
+	starved   atomic.Int32     // goroutines waiting for room: acks must not wait
 
-	mu        sync.Mutex
-	held      map[heldKey]*entry
+	mu   sync.Mutex
+	held map[heldKey]*entry
+	// freed is closed, and replaced, whenever held entries are released:
+	// a broadcast, since the reader and the reclaimer may both wait for
+	// room, and a single token would wake only one of them.
+	freed     chan struct{}
 	orders    map[string]*orderQueue
 	timers    map[*time.Timer]struct{}
 	recent    map[string]struct{} // event ids handled here: catches a republish
@@ -101,7 +104,7 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx,
 		ready:     make(chan *orderQueue, bound),
 		acks:      make(chan *entry, bound),
-		space:     make(chan struct{}, 1),
+		freed:     make(chan struct{}),
 		settled:   make(chan struct{}, 1),
 		recovered: make(chan struct{}),
 		held:      map[heldKey]*entry{},
@@ -250,25 +253,27 @@ func newEntry(p int, m redis.XMessage, attempt int) *entry {
 }
 
 // waitSpace blocks while the consumer holds MaxInFlight entries; false
-// when ctx ended.
+// when ctx ended. The reader and the reclaimer both call it.
 func (c *consumer) waitSpace(ctx context.Context) bool {
 	for {
 		c.mu.Lock()
 		n := len(c.held)
+		freed := c.freed
 		c.mu.Unlock()
 		if n < c.cfg.MaxInFlight {
-			c.starved.Store(false)
 			return true
 		}
-		c.starved.Store(true)
+		c.starved.Add(1)
 		select {
 		case c.settled <- struct{}{}: // wake the ack loop if it waits for more
 		default:
 		}
 		select {
-		case <-c.space:
+		case <-freed:
 		case <-ctx.Done():
-			c.starved.Store(false)
+		}
+		c.starved.Add(-1)
+		if ctx.Err() != nil {
 			return false
 		}
 	}
@@ -458,22 +463,20 @@ func (c *consumer) next(q *orderQueue, ack *entry) {
 	}
 	if ack == nil {
 		delete(c.held, heldKey{head.part, head.id})
+		c.freedLocked()
 	} else if ack.mark {
 		c.rememberLocked(ack.ev.ID)
 	}
 	c.mu.Unlock()
 	if ack != nil {
 		c.acks <- ack
-	} else {
-		c.signalSpace()
 	}
 }
 
-func (c *consumer) signalSpace() {
-	select {
-	case c.space <- struct{}{}:
-	default:
-	}
+// freedLocked wakes every goroutine waiting in waitSpace; c.mu is held.
+func (c *consumer) freedLocked() {
+	close(c.freed)
+	c.freed = make(chan struct{})
 }
 
 // rememberLocked records an event id handled here, in two bounded
