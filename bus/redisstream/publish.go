@@ -124,12 +124,7 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 		err = run(true)
 	}
 	if err != nil {
-		for _, c := range cmds {
-			if c.Err() != nil {
-				return redisErr(ctx, c.Err(), "publish")
-			}
-		}
-		return redisErr(ctx, err, "publish")
+		return publishErr(ctx, cmds, err)
 	}
 	return nil
 }
@@ -172,12 +167,7 @@ func (b *Bus) publishPlain(ctx context.Context, evs []orderflow.Event) error {
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
-		for _, c := range cmds {
-			if c.Err() != nil {
-				return redisErr(ctx, c.Err(), "publish")
-			}
-		}
-		return redisErr(ctx, err, "publish")
+		return publishErr(ctx, cmds, err)
 	}
 	return nil
 }
@@ -272,4 +262,15 @@ func parseID(id string) (ms, seq int64, ok bool) {
 	ms, err1 := strconv.ParseInt(a, 10, 64)
 	seq, err2 := strconv.ParseInt(c, 10, 64)
 	return ms, seq, err1 == nil && err2 == nil && ms >= 0 && seq >= 0
+}
+
+// publishErr is the error of a failed publish pipeline: the first
+// command's own error when one failed (it says which), else the pipeline's.
+func publishErr[C redis.Cmder](ctx context.Context, cmds []C, err error) error {
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return redisErr(ctx, c.Err(), "publish")
+		}
+	}
+	return redisErr(ctx, err, "publish")
 }
