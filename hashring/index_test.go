@@ -108,6 +108,59 @@ func TestSplitEqualBitsTakesSlowPath(t *testing.T) {
 	}
 }
 
+// TestSideEntries builds a compact index by hand around buckets with two,
+// three and four points, points that share their side split bits, equal
+// points of two members, and a many bucket at the end of the ring, and checks
+// every probe near them against a binary search of the sorted ring.
+func TestSideEntries(t *testing.T) {
+	const shift = 58 // 16 points: 2^4 rounded, times 2^compactSpare = 64 buckets
+	at := func(b, off uint64) uint64 { return b<<shift + off }
+	pts := []point{
+		{at(3, 100), 0}, {at(3, 1<<40), 1}, // two points
+		{at(7, 5), 2}, {at(7, 1<<50), 0}, {at(7, 1<<57), 1}, // three
+		{at(9, 1), 0}, {at(9, 2), 1}, {at(9, 3), 2}, {at(9, 4), 0}, // four: no side entry
+		{at(12, 1<<45), 1}, {at(12, 1<<45+7), 2}, // the same 24 split bits
+		{at(13, 1<<20), 0}, {at(13, 1<<20), 2}, // equal points of two members
+		{at(20, 1<<33), 1},                           // one point
+		{math.MaxUint64 - 1, 1}, {math.MaxUint64, 2}, // the last bucket: wraps
+	}
+	s := &snapshot{names: []string{"a", "b", "c"}}
+	for _, p := range pts {
+		s.hashes, s.owners = append(s.hashes, p.h), append(s.owners, p.owner)
+	}
+	s.buildIndex()
+	if s.compact == nil || s.shift != shift {
+		t.Fatalf("want a compact index with shift %d, got shift %d", shift, s.shift)
+	}
+	for _, tc := range []struct {
+		bucket   int
+		overflow bool
+	}{{3, false}, {7, false}, {9, true}, {12, false}, {13, false}, {63, false}} {
+		e := s.compact[tc.bucket]
+		if e < compactMany || (e&compactNoSplit == sideOverflow) != tc.overflow {
+			t.Errorf("bucket %d: entry %#x, want many with overflow=%v", tc.bucket, e, tc.overflow)
+		}
+	}
+	const low = 1<<(64-6-sideSplitBits) - 1 // bits below the side split bits
+	probes := []uint64{0, 1, math.MaxUint64}
+	for _, p := range pts {
+		probes = append(probes, p.h-1, p.h, p.h+1, p.h&^low, p.h|low)
+	}
+	for b := range uint64(64) {
+		probes = append(probes, b<<shift, b<<shift-1)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 10_000 {
+		b := []uint64{3, 7, 9, 12, 13, 63}[rng.IntN(6)]
+		probes = append(probes, b<<shift|rng.Uint64()>>6)
+	}
+	for _, h := range probes {
+		if got, want := s.owner(h), refOwner(s, h); got != want {
+			t.Fatalf("owner(%#x) = %d, want %d", h, got, want)
+		}
+	}
+}
+
 func (s *snapshot) isSplit(b int) bool {
 	if s.compact != nil {
 		e := s.compact[b]
@@ -166,7 +219,8 @@ func TestIncrementalBuildEqualsFreshBuild(t *testing.T) {
 		want := build(nil, got.members, 40)
 		if !slices.Equal(got.hashes, want.hashes) || !slices.Equal(got.owners, want.owners) ||
 			!slices.Equal(got.index, want.index) || !slices.Equal(got.compact, want.compact) ||
-			!slices.Equal(got.starts, want.starts) {
+			!slices.Equal(got.starts, want.starts) || !slices.Equal(got.side, want.side) ||
+			!slices.Equal(got.sideBase, want.sideBase) {
 			t.Fatalf("step %d: incremental snapshot differs from a fresh build of %v", step, got.members)
 		}
 	}

@@ -75,10 +75,12 @@ type snapshot struct {
 	startShift uint
 	// compact replaces index for rings of up to 128 members (compact.go).
 	compact   []uint16
-	bits      uint // log2 of the number of buckets
-	shift     uint // 64 - bits
-	ownerBits uint // width of an owner in a kindSplit entry; 0: no kindSplit
-	splitBits uint // 30 - 2*ownerBits
+	side      []uint32 // side entries of a compact index's many buckets
+	sideBase  []uint32 // first side entry of each block of buckets
+	bits      uint     // log2 of the number of buckets
+	shift     uint     // 64 - bits
+	ownerBits uint     // width of an owner in a kindSplit entry; 0: no kindSplit
+	splitBits uint     // 30 - 2*ownerBits
 }
 
 type point struct {
@@ -238,6 +240,11 @@ func (s *snapshot) owner(h uint64) uint32 {
 	if s.compact != nil {
 		return s.ownerCompact(h)
 	}
+	return s.ownerWide(h)
+}
+
+// ownerWide is owner for rings with a wide index.
+func (s *snapshot) ownerWide(h uint64) uint32 {
 	e := s.index[h>>s.shift]
 	switch e >> kindShift {
 	case kindOwner:
@@ -251,7 +258,7 @@ func (s *snapshot) owner(h uint64) uint32 {
 		if kb > split {
 			return (e >> s.splitBits) & (1<<s.ownerBits - 1)
 		}
-		return s.owners[s.position(h)]
+		return s.ownerExact(h)
 	}
 	return s.owners[s.scan(int(e&payload), h)]
 }
