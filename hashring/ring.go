@@ -16,8 +16,7 @@ import (
 // 1.06× at the 95th percentile over member sets (docs/benchmarks/hashring.md).
 // The price is memory (~29 bytes per point, ~60 KiB per member) and rebuild
 // time on membership change, and some lookup time once the index outgrows the
-// L2 cache (about 100 members): the bucket index keeps lookups
-// O(1).
+// L2 cache (about 100 members): the bucket index keeps lookups O(1).
 //
 // It is part of the placement contract: changing it moves keys, so golden
 // vectors pin it.
