@@ -179,6 +179,12 @@ func (s *Store) commit(batch []*op) {
 		s.abort(batch, results, nil, fmt.Errorf("begin: %w", err))
 		return
 	}
+	if s.batchStmts == nil {
+		s.batchStmts = stmts{}
+	}
+	clear(s.batchStmts) // the last transaction's wrappers were closed by its end
+	s.batchTx = tx
+	defer func() { s.batchTx = nil }()
 	w := s.w(tx)
 	for i, o := range batch {
 		if _, err := w.ExecContext(ctx, qSavepoint); err != nil {

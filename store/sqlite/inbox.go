@@ -173,7 +173,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, orderID string) (int, error)
 }
 
 func (s *Store) applyCallbacks(ctx context.Context, tx runner, orderID string) (int, error) {
-	o, err := loadOrder(ctx, tx, orderID)
+	o, err := loadOrderState(ctx, tx, orderID)
 	if err != nil {
 		return 0, err
 	}

@@ -71,6 +71,33 @@ func loadOrder(ctx context.Context, q runner, id string) (*orderflow.Order, erro
 	return o, nil
 }
 
+// loadOrderState returns the order id with only the fields that applying
+// callbacks reads and updateOrder writes (ID, Status, Version, Risk,
+// UpdatedAt), or not_found.
+func loadOrderState(ctx context.Context, q runner, id string) (*orderflow.Order, error) {
+	var (
+		status          string
+		decision, model sql.NullString
+		score           sql.NullFloat64
+		decidedAt       sql.NullInt64
+		updated         int64
+	)
+	o := &orderflow.Order{ID: id}
+	err := q.QueryRowContext(ctx, qOrderStateByID, id).Scan(&status, &o.Version, &decision, &score, &model, &decidedAt, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
+	}
+	if err != nil {
+		return nil, dbErr(ctx, err, "load order")
+	}
+	o.Status, o.UpdatedAt = orderflow.Status(status), fromNanos(updated)
+	if decision.Valid {
+		o.Risk = &orderflow.Risk{Decision: orderflow.Decision(decision.String), Score: score.Float64,
+			ModelVersion: model.String, DecidedAt: nullNanos(decidedAt)}
+	}
+	return o, nil
+}
+
 // riskArgs returns the four nullable risk columns of r.
 func riskArgs(r *orderflow.Risk) (decision, score, model, decidedAt any) {
 	if r == nil {

@@ -65,6 +65,10 @@ type Store struct {
 	// alone, so it is the write lock of the process.
 	writeDB *sql.DB
 	wstmts  stmts
+	// batchTx is the writer's open transaction and batchStmts the
+	// statements bound to it so far; only the writer goroutine uses them.
+	batchTx    *sql.Tx
+	batchStmts stmts
 
 	queue        chan *op
 	maxBatch     int
@@ -289,7 +293,6 @@ func (s *Store) Close() error {
 		s.wstmts.close()
 		s.decMu.Lock() // a decisionStmts in progress finishes first, and none starts after
 		if ds := s.dec.Load(); ds != nil {
-			ds.read.Close()
 			ds.insert.Close()
 		}
 		s.decMu.Unlock()
