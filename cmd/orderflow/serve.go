@@ -121,6 +121,9 @@ func (a *app) run(ctx context.Context) error {
 	if err := a.metrics.Registry.Register(a.chaos.Collector()); err != nil {
 		return a.abort(fmt.Errorf("metrics: %w", err))
 	}
+	if err := a.metrics.Registry.Register(newStoreCollector(a.store)); err != nil {
+		return a.abort(fmt.Errorf("metrics: %w", err))
+	}
 	a.pool = workerpool.New(workerpool.Config{
 		Workers: a.cfg.Workers, QueueSize: a.cfg.QueueSize,
 		OnWait: a.metrics.PoolWaitObserver("apply"),
