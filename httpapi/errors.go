@@ -101,9 +101,12 @@ func writeError(w http.ResponseWriter, err error, tag bool) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var b []byte
 	var err error
-	if o, ok := v.(*orderJSON); ok {
+	switch o := v.(type) {
+	case *orderJSON:
 		b, err = o.appendJSON(make([]byte, 0, 512))
-	} else {
+	case *listJSON:
+		b, err = o.appendJSON(make([]byte, 0, 64+400*len(o.Orders)))
+	default:
 		b, err = json.Marshal(v)
 	}
 	if err != nil {

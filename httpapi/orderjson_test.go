@@ -96,3 +96,38 @@ func BenchmarkOrderJSON(b *testing.B) {
 		}
 	})
 }
+
+// A page of the list endpoint is written as json.Marshal writes it too.
+func TestListJSONAppendMatchesMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 26, 11, 5, 3, 120000000, time.UTC)
+	o := func(id string, decided bool) *orderJSON {
+		ord := &orderflow.Order{ID: id, UserID: "u_1", AmountMinor: 5, Currency: "CNY", Region: "east",
+			Items: []orderflow.Item{{SKU: "s", Qty: 1}}, Status: orderflow.StatusPendingReview, Version: 1,
+			CreatedAt: at, UpdatedAt: at}
+		if decided {
+			ord.Status, ord.Version = orderflow.StatusRejected, 2
+			ord.Risk = &orderflow.Risk{Decision: orderflow.DecisionReject, Score: 0.97, ModelVersion: "v3", DecidedAt: at}
+		}
+		return toOrderJSON(ord)
+	}
+	for name, l := range map[string]*listJSON{
+		"nil":         {},
+		"empty":       {Orders: []*orderJSON{}},
+		"two":         {Orders: []*orderJSON{o("ord_b", true), o("ord_a", false)}},
+		"with cursor": {Orders: []*orderJSON{o("ord_c", false)}, NextCursor: "eyJjIjoxfQ<&>"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.appendJSON(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}

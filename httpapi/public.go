@@ -339,7 +339,7 @@ func (p *public) listOrders(w http.ResponseWriter, r *http.Request) {
 	for _, o := range page.Orders {
 		out.Orders = append(out.Orders, toOrderJSON(o))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, &out)
 }
 
 // transition serves cancel and fulfill: an empty body, or {} with a JSON
