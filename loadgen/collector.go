@@ -22,7 +22,7 @@ const firstPollEvery = 64
 // slot are atomic; the rest sit behind one mutex, taken once per event.
 type collector struct {
 	offered, sent, dropped atomic.Int64
-	retries, polls         atomic.Int64
+	retries, polls, lists  atomic.Int64
 	// firstPoll is how long after its creation an order is first polled,
 	// in nanoseconds: half the median observed decision latency so far,
 	// refreshed every firstPollEvery decisions. Polling earlier than
@@ -168,7 +168,7 @@ func (c *collector) summary(p phases, undecided, labelsPending int64) *Summary {
 		Offered:      c.offered.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(),
 		Created: c.created, Failed: c.failed,
 		Decided: c.decided, Undecided: undecided, Unwatched: c.unwatched,
-		Polls: c.polls.Load(), Retries: c.retries.Load(),
+		Polls: c.polls.Load(), Lists: c.lists.Load(), Retries: c.retries.Load(),
 		CreateLatency:   latencyOf(&c.createLat),
 		DecideLatency:   latencyOf(&c.decideLat),
 		ObservedLatency: latencyOf(&c.observedLat),

@@ -50,6 +50,13 @@ type Config struct {
 	// (DefaultWatchMax).
 	Pollers  int
 	WatchMax int
+	// Watch is how decisions are observed: WatchGet (the default) polls
+	// GET /v1/orders/{id} per order; WatchList pages through
+	// GET /v1/orders (newest first) every ListEvery and sees many orders
+	// per request, polling by id only the orders the pages did not reach.
+	// The decide latency comes from the orders' own timestamps either way.
+	Watch     string
+	ListEvery time.Duration
 	// Drain bounds the wait for the last decisions and labels after the
 	// sending phase (DefaultDrain).
 	Drain time.Duration
@@ -75,6 +82,7 @@ const (
 	DefaultDrain          = 10 * time.Second
 	DefaultTimeout        = 5 * time.Second
 	DefaultProgressEvery  = 5 * time.Second
+	DefaultListEvery      = 100 * time.Millisecond
 	maxLabelQueue         = 1 << 20
 )
 
@@ -86,6 +94,16 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("loadgen: rate must be > 0 orders/s, not %v", c.Rate)
 	case c.Duration < 0 || c.Orders < 0:
 		return errors.New("loadgen: duration and orders must not be negative")
+	}
+	switch c.Watch {
+	case "":
+		c.Watch = WatchGet
+	case WatchGet, WatchList:
+	default:
+		return fmt.Errorf("loadgen: watch mode %q: want %q or %q", c.Watch, WatchGet, WatchList)
+	}
+	if c.ListEvery <= 0 {
+		c.ListEvery = DefaultListEvery
 	}
 	c.URL = strings.TrimRight(c.URL, "/")
 	if c.LabelsURL == "" {

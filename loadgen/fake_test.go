@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,9 @@ type fakeAPI struct {
 	// approveFromNth, when set, replaces the amount rule: a user's orders
 	// are rejected until their nth, which and later ones are approved.
 	approveFromNth int
+	// noList answers GET /v1/orders with 404, as a server without the
+	// list endpoint would.
+	noList bool
 
 	mu       sync.Mutex
 	orders   map[string]*fakeOrder
@@ -41,6 +46,7 @@ type fakeAPI struct {
 	labels   map[string]bool
 	perUser  map[string]int
 	posts    int
+	lists    int
 }
 
 type fakeOrder struct {
@@ -64,6 +70,7 @@ func newFakeAPI(t *testing.T, configure func(*fakeAPI)) *fakeAPI {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/orders", f.create)
 	mux.HandleFunc("GET /v1/orders/{id}", f.get)
+	mux.HandleFunc("GET /v1/orders", f.list)
 	mux.HandleFunc("POST /v1/risk/labels", f.label)
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
@@ -140,6 +147,57 @@ func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 404, orderflow.ENotFound)
 		return
 	}
+	f.seen(o)
+	writeJSON(w, 200, o.Order)
+}
+
+// list is GET /v1/orders without filters: newest first, limit and an
+// opaque cursor (the offset). Every order on the page counts as a GET.
+func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
+	if f.noList {
+		f.mu.Lock()
+		f.lists++
+		f.mu.Unlock()
+		writeError(w, 404, orderflow.ENotFound)
+		return
+	}
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || limit < 1 || limit > 200 {
+		writeError(w, 400, orderflow.EInvalid)
+		return
+	}
+	from := 0
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		if from, err = strconv.Atoi(c); err != nil {
+			writeError(w, 400, orderflow.EInvalid)
+			return
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	all := make([]*fakeOrder, 0, len(f.orders))
+	for _, o := range f.orders {
+		all = append(all, o)
+	}
+	num := func(o *fakeOrder) int { n, _ := strconv.Atoi(strings.TrimPrefix(o.ID, "ord_")); return n }
+	sort.Slice(all, func(i, j int) bool { return num(all[i]) > num(all[j]) })
+	page := struct {
+		Orders     []orderflow.Order `json:"orders"`
+		NextCursor string            `json:"next_cursor,omitempty"`
+	}{Orders: []orderflow.Order{}}
+	for i := from; i < len(all) && len(page.Orders) < limit; i++ {
+		f.seen(all[i])
+		page.Orders = append(page.Orders, all[i].Order)
+		if len(page.Orders) == limit && i+1 < len(all) {
+			page.NextCursor = strconv.Itoa(i + 1)
+		}
+	}
+	f.lists++
+	writeJSON(w, 200, page)
+}
+
+// seen counts a look at o and decides it on the second. f.mu is held.
+func (f *fakeAPI) seen(o *fakeOrder) {
 	o.gets++
 	if o.gets == 2 && o.Status == orderflow.StatusPendingReview {
 		score := fakeScore(o.AmountMinor)
@@ -157,7 +215,6 @@ func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request) {
 		o.Status, o.Version, o.UpdatedAt = st, 2, now
 		o.Risk = &orderflow.Risk{Decision: d, Score: score, ModelVersion: "fake-v1", DecidedAt: now}
 	}
-	writeJSON(w, 200, o.Order)
 }
 
 func (f *fakeAPI) label(w http.ResponseWriter, r *http.Request) {

@@ -90,6 +90,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (cf
 	fs.IntVar(&cfg.AdversaryTries, "adversary-tries", DefaultAdversaryTries, "attempts an adversarial user makes before giving up")
 	fs.IntVar(&cfg.Pollers, "pollers", DefaultPollers, "goroutines polling for decisions")
 	fs.IntVar(&cfg.WatchMax, "watch-max", DefaultWatchMax, "max orders watched for a decision at once")
+	fs.StringVar(&cfg.Watch, "watch", WatchGet, "how decisions are observed: get (GET /v1/orders/{id} per order) or list (page GET /v1/orders every --list-every, by id only what the pages miss)")
+	fs.DurationVar(&cfg.ListEvery, "list-every", DefaultListEvery, "with --watch list: interval between listings")
 	fs.DurationVar(&cfg.Drain, "drain", DefaultDrain, "max wait after sending for the last decisions and labels")
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "per-request timeout")
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", 0, "progress interval (default 1s on a terminal, 5s otherwise)")

@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	for range cfg.Pollers {
 		bg.Go(func() { r.poll(work) })
 	}
+	if cfg.Watch == WatchList {
+		bg.Go(func() { r.list(work) })
+	}
 	for range 2 {
 		bg.Go(func() { r.sendLabels(work) })
 	}
@@ -213,7 +216,14 @@ func (r *runner) create(ctx context.Context, o synth.Order, adv *advState) {
 		return
 	}
 	now := time.Now()
-	w := &watched{id: got.ID, fraud: o.Fraud, created: now, next: now.Add(time.Duration(r.col.firstPoll.Load())), adv: adv}
+	first := time.Duration(r.col.firstPoll.Load())
+	if r.cfg.Watch == WatchList {
+		// The lister should see it decided first; a poll is the fallback
+		// for an order the pages did not reach.
+		first = (listDepth + 1) * r.cfg.ListEvery
+	}
+	w := &watched{id: got.ID, fraud: o.Fraud, created: now, next: now.Add(first), adv: adv,
+		serverCreated: got.CreatedAt, index: -1}
 	if decided(&got) {
 		r.decided(ctx, w, &got, now)
 		return
@@ -242,7 +252,9 @@ func (r *runner) poll(ctx context.Context) {
 			if json.Unmarshal(a.body, &o) != nil {
 				r.col.errorf("poll", codeBadAnswer)
 			} else if decided(&o) {
-				r.decided(ctx, w, &o, time.Now())
+				if r.watch.claim(w) {
+					r.decided(ctx, w, &o, time.Now())
+				}
 				r.watch.done()
 				continue
 			}

@@ -44,8 +44,10 @@ type Summary struct {
 	Decided   int64 `json:"decided"`
 	Undecided int64 `json:"undecided"`
 	Unwatched int64 `json:"unwatched"`
-	// Polls counts GET /v1/orders/{id} requests.
+	// Polls counts GET /v1/orders/{id} requests; Lists GET /v1/orders
+	// pages (watch mode list).
 	Polls int64 `json:"polls"`
+	Lists int64 `json:"lists"`
 
 	// CreateLatency is the round trip of POST /v1/orders, retries included.
 	// DecideLatency is created_at to the decision being applied, from the
@@ -136,7 +138,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "duration   %.1fs pacing, %.1fs until the last create answered, + %.1fs draining\n", s.PacedSeconds, s.Seconds, s.DrainSeconds)
 	fmt.Fprintf(&b, "offered    %d (%.1f/s)  sent %d  dropped by client %d\n", s.Offered, s.OfferedRate, s.Sent, s.Dropped)
 	fmt.Fprintf(&b, "created    %d (%.1f/s)  failed %d  retries %d\n", s.Created, s.AchievedRate, s.Failed, s.Retries)
-	fmt.Fprintf(&b, "decided    %d (%.1f/s)  undecided %d  unwatched %d  polls %d\n", s.Decided, s.DecidedRate, s.Undecided, s.Unwatched, s.Polls)
+	fmt.Fprintf(&b, "decided    %d (%.1f/s)  undecided %d  unwatched %d  polls %d", s.Decided, s.DecidedRate, s.Undecided, s.Unwatched, s.Polls)
+	if s.Lists > 0 {
+		fmt.Fprintf(&b, "  lists %d", s.Lists)
+	}
+	b.WriteByte('\n')
 	writeLatency(&b, "create", s.CreateLatency)
 	writeLatency(&b, "decide", s.DecideLatency)
 	writeLatency(&b, "observed", s.ObservedLatency)

@@ -30,22 +30,32 @@ type watched struct {
 	created time.Time // when the 201 arrived
 	next    time.Time // when to poll next
 	adv     *advState // set for an adversary's attempt
-	index   int
+	// serverCreated is the order's created_at as the server stored it:
+	// the lister pages back until it has covered it.
+	serverCreated time.Time
+	index         int  // in the heap; -1 while a poller holds it
+	finished      bool // seen decided (by a poller or the lister); guarded by watchSet.mu
 }
 
 // watchSet is the bounded set of orders being polled, ordered by when each
 // is due. Pollers take the most overdue one, so under load every order is
 // polled round-robin, later than planned but never starved.
+//
+// The lister (watch mode "list") finds orders by id: byID holds every
+// order not yet finished, and fifo the same in the order they were added,
+// which is how far back the lister must page.
 type watchSet struct {
 	mu   sync.Mutex
 	h    watchHeap
 	busy int // taken by a poller and not yet put back or done
 	max  int
 	wake chan struct{}
+	byID map[string]*watched
+	fifo []*watched
 }
 
 func newWatchSet(max int) *watchSet {
-	return &watchSet{max: max, wake: make(chan struct{}, 1)}
+	return &watchSet{max: max, wake: make(chan struct{}, 1), byID: map[string]*watched{}}
 }
 
 // add starts watching w; it reports false when the set is full.
@@ -56,9 +66,64 @@ func (s *watchSet) add(w *watched) bool {
 		return false
 	}
 	heap.Push(&s.h, w)
+	s.byID[w.id] = w
+	s.fifo = append(s.fifo, w)
 	s.mu.Unlock()
 	s.signal()
 	return true
+}
+
+// finish marks the watched order id as seen decided by the lister and
+// returns it held, like take (the caller calls done once it has dealt with
+// it, so the run does not look finished while an adversary's next attempt
+// is being sent), or nil when it is not watched or was finished already (a
+// poller saw it first). One that a poller holds is forgotten when the
+// poller hands it back.
+func (s *watchSet) finish(id string) *watched {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.byID[id]
+	if w == nil {
+		return nil
+	}
+	w.finished = true
+	delete(s.byID, id)
+	if w.index >= 0 {
+		heap.Remove(&s.h, w.index)
+	}
+	s.busy++
+	return w
+}
+
+// claim marks a taken order that its poller saw decided as finished; it
+// reports false when the lister had counted it already. The poller still
+// calls done.
+func (s *watchSet) claim(w *watched) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.finished {
+		return false
+	}
+	w.finished = true
+	delete(s.byID, w.id)
+	return true
+}
+
+// oldest returns the server creation time of the oldest order still
+// watched; ok is false when none is.
+func (s *watchSet) oldest() (t time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	for i < len(s.fifo) && s.fifo[i].finished {
+		i++
+	}
+	clear(s.fifo[:i])
+	s.fifo = s.fifo[i:]
+	if len(s.fifo) == 0 {
+		return time.Time{}, false
+	}
+	return s.fifo[0].serverCreated, true
 }
 
 func (s *watchSet) signal() {
@@ -112,16 +177,21 @@ func pause(ctx context.Context, wake <-chan struct{}, wait time.Duration) bool {
 	return true
 }
 
-// put returns a taken order to the set, due at w.next.
+// put returns a taken order to the set, due at w.next, unless the lister
+// saw it decided meanwhile.
 func (s *watchSet) put(w *watched) {
 	s.mu.Lock()
 	s.busy--
+	if w.finished {
+		s.mu.Unlock()
+		return
+	}
 	heap.Push(&s.h, w)
 	s.mu.Unlock()
 	s.signal()
 }
 
-// done forgets a taken order.
+// done forgets a held order: taken by a poller, or returned by finish.
 func (s *watchSet) done() {
 	s.mu.Lock()
 	s.busy--
@@ -152,6 +222,7 @@ func (h *watchHeap) Pop() any {
 	old := *h
 	w := old[len(old)-1]
 	old[len(old)-1] = nil
+	w.index = -1
 	*h = old[:len(old)-1]
 	return w
 }
