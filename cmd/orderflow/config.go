@@ -45,6 +45,9 @@ type config struct {
 	// The Go runtime's collector (serve and order; GOGC / GOMEMLIMIT win).
 	GCPercent      int
 	MemoryLimitMiB int64
+
+	// CommitLinger is sqlite.WithCommitLinger (serve and order on SQLite).
+	CommitLinger time.Duration
 }
 
 func newFlagSet(name string, c *config) *flag.FlagSet {
@@ -84,6 +87,12 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	// live set grows (a backlog) by collecting more often near it instead.
 	// docs/benchmarks/pipeline.md has the CPU per order with each setting.
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "Go GC target percentage (runtime/debug.SetGCPercent) unless $GOGC is set; negative: GC off below the memory limit")
+	// While writes arrive concurrently, a commit waits this long for more to
+	// join it: every commit costs the writer about the same CPU (WAL frames
+	// of its hot pages, an fsync), so fuller commits are cheaper per write;
+	// docs/benchmarks/pipeline.md has commits and CPU per order with and
+	// without it. A lone write never waits.
+	fs.DurationVar(&c.CommitLinger, "commit-linger", 2*time.Millisecond, "sqlite: how long a commit may wait for more writes while writes arrive concurrently (0: commit at once)")
 	fs.Int64Var(&c.MemoryLimitMiB, "memory-limit-mib", 1024, "Go soft memory limit in MiB (runtime/debug.SetMemoryLimit) unless $GOMEMLIMIT is set; 0: none")
 	return fs
 }

@@ -64,7 +64,10 @@ func runServer(ctx context.Context, m mode, args []string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, path)
+	if c.CommitLinger < 0 {
+		return fmt.Errorf("bad flag: -commit-linger %s: must not be negative", c.CommitLinger)
+	}
+	st, err := sqlite.Open(ctx, path, sqlite.WithCommitLinger(c.CommitLinger))
 	if err != nil {
 		return fmt.Errorf("store %s unusable: %w", c.Store, err)
 	}

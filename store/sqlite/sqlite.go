@@ -72,6 +72,7 @@ type Store struct {
 
 	queue        chan *op
 	maxBatch     int
+	linger       time.Duration
 	beforeCommit func()
 
 	mu      sync.RWMutex // guards closed against enqueues racing Close
@@ -99,6 +100,7 @@ type config struct {
 	maxBatch     int
 	readConns    int
 	busyTimeout  time.Duration
+	linger       time.Duration
 	beforeCommit func()
 }
 
@@ -108,6 +110,14 @@ func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 
 // WithMaxBatch caps how many queued writes share one commit.
 func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
+
+// WithCommitLinger lets a commit wait up to d for more writes to join it,
+// but only while writes arrive concurrently (the previous commit carried
+// more than one): under load, fewer and fuller commits cost the writer less
+// CPU per write (each commit writes the WAL frames of its pages and
+// fsyncs), for at most d more latency per write; a lone write is never
+// delayed. Zero (the default) commits as soon as the writer is free.
+func WithCommitLinger(d time.Duration) Option { return func(c *config) { c.linger = d } }
 
 // WithReadConns sizes the pool of read connections.
 func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
@@ -143,6 +153,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	if cfg.queueSize < 1 || cfg.maxBatch < 1 || cfg.readConns < 1 {
 		return nil, fmt.Errorf("sqlite: queue size, max batch and read conns must be >= 1")
+	}
+	if cfg.linger < 0 {
+		return nil, fmt.Errorf("sqlite: commit linger must not be negative")
 	}
 	wdb, err := openWriteDB(path, cfg.busyTimeout)
 	if err != nil {
@@ -188,6 +201,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		wstmts:       wstmts,
 		queue:        make(chan *op, cfg.queueSize),
 		maxBatch:     cfg.maxBatch,
+		linger:       cfg.linger,
 		beforeCommit: cfg.beforeCommit,
 		quit:         make(chan struct{}),
 		stopped:      make(chan struct{}),
