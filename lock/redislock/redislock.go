@@ -1,6 +1,10 @@
 // Package redislock is an orderflow.Locker on Redis: one Lua script takes the
-// lock (SET NX PX) and mints its fencing token from the server's clock and a
-// stored counter, so tokens keep increasing even after Redis restarts empty.
+// lock (SET NX PX) and mints its fencing token from a stored counter that
+// starts from the server's clock, so tokens keep increasing even after Redis
+// restarts empty (scripts.go says under which assumption). Uncontended, a
+// cycle is two small scripts, SET NX PX plus INCRBY and GET plus DEL; marks
+// on the counter and on the lock's value send everything else to the full
+// scripts, which see the queue.
 //
 // Waiters take turns, and the lock is handed over, not raced for. A caller
 // that cannot take the lock joins the lock's queue in Redis; when the lock is
@@ -18,9 +22,11 @@
 // holder's inside a script, so a holder that lost the lock can neither extend
 // nor release the next holder's.
 //
-// Keys, for a lock named K under prefix P: P{K} holds "<token> <waiter id>"
-// of the current holder; P{K}:token the last token minted (no expiry: one
-// small key per lock name, kept so tokens survive the lock's expiry);
+// Keys, for a lock named K under prefix P: P{K} holds the current holder's
+// waiter id (unique per Acquire), with "+" after it while anybody is queued;
+// P{K}:token the token counter, whose lowest bit is set while anybody is
+// queued (no expiry: one small key per lock name, kept so tokens survive the
+// lock's expiry);
 // P{K}:queue and P{K}:due the waiters and when each must be back (both expire
 // when nobody waits). The braces keep all of them in one Redis Cluster slot.
 // Each Locker listens on its own channel, Pgranted:<Locker id>, from its
@@ -61,7 +67,7 @@ type Locker struct {
 	prefix string
 	id     string        // prefix of this Locker's waiter ids
 	seq    atomic.Uint64 // makes waiter ids unique
-	wake   string        // prefix of the Lockers' grant channels
+	s      scripts
 	gates  gates
 	n      notifier
 	renew  lease.Renewer
@@ -75,7 +81,7 @@ func New(rdb redis.UniversalClient, prefix string) *Locker {
 	}
 	id := rand.Text()[:16]
 	wake := prefix + "granted:"
-	return &Locker{rdb: rdb, prefix: prefix, id: id + ":", wake: wake, n: notifier{rdb: rdb, channel: wake + id}}
+	return &Locker{rdb: rdb, prefix: prefix, id: id + ":", s: newScripts(wake), n: notifier{rdb: rdb, channel: wake + id}}
 }
 
 // Close ends the Locker's pub/sub connection and the goroutines reading it
@@ -113,7 +119,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s).Release(cctx)
+		_ = l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s, false).Release(cctx)
 	})
 	if err != nil {
 		return nil, lock.CtxErr(ctx, key)
@@ -121,7 +127,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	if t.tok != 0 {
 		// The previous holder, a caller of this Locker, gave us the lock
 		// in the script that released it.
-		return l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s), nil
+		return l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s, false), nil
 	}
 	le, err := l.acquire(ctx, key, keys, id, ttl, s)
 	if err != nil {
@@ -156,18 +162,18 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			// of its own: ctx may be what ended the wait.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			_ = leaveScript.Run(cctx, l.rdb, keys, id, l.wake).Err()
+			_ = l.s.leave.Run(cctx, l.rdb, keys, id).Err()
 		}
 	}()
-	for {
+	for first := true; ; first = false {
 		sent := time.Now()
-		tok, pttl, err := l.try(ctx, keys, ttl, id)
+		tok, pttl, fast, err := l.try(ctx, keys, ttl, id, first)
 		if err != nil {
 			return nil, l.fail(ctx, err, key)
 		}
 		if tok != 0 {
 			won = true
-			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s), nil
+			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s, fast), nil
 		}
 		queued = true
 		if grants == nil {
@@ -196,7 +202,7 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			// Too little of the grant is left to count on: make it a
 			// full TTL first.
 			sent = time.Now()
-			held, err := extendScript.Run(ctx, l.rdb, keys[:1], value(tok, id), ttl.Milliseconds()).Int64()
+			held, err := extendScript.Run(ctx, l.rdb, keys[:1], id, ttl.Milliseconds()).Int64()
 			if err != nil {
 				return nil, l.fail(ctx, err, key)
 			}
@@ -206,7 +212,7 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			valid = ttl
 		}
 		won = true
-		return l.newLease(key, keys, id, tok, ttl, sent, valid, s), nil
+		return l.newLease(key, keys, id, tok, ttl, sent, valid, s, false), nil
 	}
 }
 
@@ -237,18 +243,33 @@ func (l *Locker) wait(ctx context.Context, grants <-chan string, ready *<-chan s
 
 // try runs the acquire script once: a non-zero token means held, and pttl
 // is then how long the lock surely lasts; otherwise pttl is how long the
-// current holder has left.
-func (l *Locker) try(ctx context.Context, keys []string, ttl time.Duration, id string) (tok uint64, pttl int64, err error) {
-	res, err := acquireScript.Run(ctx, l.rdb, keys,
-		ttl.Milliseconds(), id, queueKeep.Milliseconds(), l.wake).Slice()
-	if err != nil {
-		return 0, 0, err
+// current holder has left. A first try starts with the fast script, which
+// takes a free lock nobody queues for (fast is then true); when it cannot,
+// the full script runs right after it.
+func (l *Locker) try(ctx context.Context, keys []string, ttl time.Duration, id string, first bool) (tok uint64, pttl int64, fast bool, err error) {
+	ms := ttl.Milliseconds()
+	if first {
+		n, err := fastAcquireScript.Run(ctx, l.rdb, keys[:2], ms, id).Int64()
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if n != 0 {
+			if n < 0 {
+				return 0, 0, false, fmt.Errorf("acquire script returned token %d", n)
+			}
+			return uint64(n), ms, true, nil
+		}
 	}
-	return parseAcquire(res)
+	res, err := l.s.acquire.Run(ctx, l.rdb, keys, ms, id).Slice()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	tok, pttl, err = parseAcquire(res)
+	return tok, pttl, false, err
 }
 
-// parseAcquire decodes the acquire script's reply: {1, "token", pttl} or
-// {0, pttl}.
+// parseAcquire decodes the full acquire script's reply: {1, "token", pttl}
+// or {0, pttl}.
 func parseAcquire(res []any) (tok uint64, pttl int64, err error) {
 	if len(res) < 2 {
 		return 0, 0, fmt.Errorf("acquire script returned %d values", len(res))
@@ -282,9 +303,6 @@ func parseAcquire(res []any) (tok uint64, pttl int64, err error) {
 	return tok, pttl, nil
 }
 
-// value is what the lock key holds while tok, taken by waiter id, holds it.
-func value(tok uint64, id string) string { return strconv.FormatUint(tok, 10) + " " + id }
-
 func (l *Locker) fail(ctx context.Context, err error, key string) error {
 	if ctx.Err() != nil {
 		return lock.CtxErr(ctx, key)
@@ -294,9 +312,10 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 
 // newLease starts the lease of waiter id on key. The lease holds s, the
 // Locker's slot for key: releasing it may hand the lock to the next caller in
-// line directly, and otherwise lets that caller go to Redis.
-func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, s *slot) *lease.Lease {
-	val := value(tok, id)
+// line directly, and otherwise lets that caller go to Redis. fast says the
+// lock was taken by the fast script: nobody was queued then, so the release
+// tries the fast script first too.
+func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, s *slot, fast bool) *lease.Lease {
 	ms := ttl.Milliseconds()
 	return lease.Start(lease.Config{
 		Token: tok,
@@ -304,16 +323,28 @@ func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl 
 		Sent:  sent,
 		Valid: valid,
 		Extend: func(ctx context.Context) (bool, error) {
-			n, err := extendScript.Run(ctx, l.rdb, keys[:1], val, ms).Int64()
+			n, err := extendScript.Run(ctx, l.rdb, keys[:1], id, ms).Int64()
 			return n == 1, err
 		},
 		Release: func(ctx context.Context) error {
-			next, nextID, nextTTL := s.next(), "", int64(0)
-			if next != nil {
-				nextID, nextTTL = next.id, next.ttl.Milliseconds()
-			}
+			next := s.next()
 			sent := time.Now()
-			res, err := releaseScript.Run(ctx, l.rdb, keys, val, l.wake, nextID, nextTTL).Result()
+			var (
+				res any
+				err error
+			)
+			if next == nil && fast {
+				// 0: not ours, or somebody queued meanwhile; the
+				// full script tells which.
+				res, err = fastReleaseScript.Run(ctx, l.rdb, keys[:1], id).Result()
+			}
+			switch {
+			case err != nil || res == int64(1):
+			case next == nil:
+				res, err = l.s.release.Run(ctx, l.rdb, keys, id).Result()
+			default:
+				res, err = l.s.release.Run(ctx, l.rdb, keys, id, next.id, next.ttl.Milliseconds()).Result()
+			}
 			var given uint64
 			if str, ok := res.(string); ok && err == nil {
 				given, _ = strconv.ParseUint(str, 10, 64)

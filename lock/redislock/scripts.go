@@ -1,38 +1,174 @@
 package redislock
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
 
-// Every script works on the same key list:
+	"github.com/redis/go-redis/v9"
+)
+
+// scripts are a Locker's Lua scripts (see the ones below, and lib). The
+// prefix of the Lockers' grant channels and how long a waiter keeps its
+// place are written into their text, as __WAKE__ and __KEEP__, rather than passed
+// with every call: each argument is one more string for Redis to read,
+// allocate and free, and an uncontended cycle needs neither. Lockers with
+// the same prefix share the scripts' SHA in Redis's script cache.
+type scripts struct {
+	acquire, leave, release *redis.Script
+}
+
+// fastAcquireScript and fastReleaseScript are the uncontended cycle. They
+// touch two keys and one key, and pass what they cannot settle to the
+// Locker's full scripts: see fastAcquire and fastRelease.
+var (
+	fastAcquireScript = redis.NewScript(fastAcquire)
+	fastReleaseScript = redis.NewScript(fastRelease)
+)
+
+func newScripts(wake string) scripts {
+	r := strings.NewReplacer(
+		"__WAKE__", luaString(wake),
+		"__KEEP__", strconv.FormatInt(queueKeep.Milliseconds(), 10),
+		"__SEEDMIN__", seedMin)
+	return scripts{
+		acquire: redis.NewScript(r.Replace(acquireSrc)),
+		leave:   redis.NewScript(r.Replace(leaveSrc)),
+		release: redis.NewScript(r.Replace(releaseSrc)),
+	}
+}
+
+// luaString quotes s as a Lua 5.1 string literal: printable ASCII as is,
+// every other byte, and the quote and backslash, as a decimal escape.
+func luaString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString("\\")
+		b.WriteString(strconv.Itoa(int(c) + 1000)[1:])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Every script works on the same key list (the fast ones on its start):
 //
-//	KEYS[1] the lock: "<token> <owner id>", with a PX expiry
-//	KEYS[2] the last token minted for this lock, kept without expiry
+//	KEYS[1] the lock: the holder's waiter id, with a PX expiry; "+" is
+//	        appended while anybody is queued (see sync)
+//	KEYS[2] the token counter, kept without expiry; its lowest bit is set
+//	        while anybody is queued (see sync)
 //	KEYS[3] the queue of waiters (a list of waiter ids, oldest first)
 //	KEYS[4] each waiter's deadline to come back (a sorted set, server ms)
 //
 // A waiter id is "<Locker id>:<seq>:<ttl ms>": the Locker id names the
 // channel on which that Locker hears about grants, the ttl is what the waiter
-// asked for.
+// asked for. Every Acquire has an id of its own, so the id alone says who
+// holds the lock.
 //
-// The token is max(last+1, server time in µs). The counter alone would go back
-// to 1 if Redis restarts empty (this deployment runs without persistence), and
-// the clock alone could repeat within a microsecond; together they only go
-// back if the server's clock steps back by more than the restart took. TIME is
-// the server's clock, so clients' clocks never matter. Microseconds keep the
-// value below 2^53, where Lua's doubles are still exact integers.
-const lib = `
-local function now_us()
+// Tokens. Each lock taken adds 2 to the counter, and the token is the
+// counter's new value. When the counter is missing (the lock was never taken,
+// Redis restarted empty, or the key was deleted or evicted) INCRBY starts it
+// from 0, and a value below seedMin makes the script start it over at twice
+// the server's clock in µs (TIME) instead, keeping its lowest bit. Tokens
+// therefore only go back if, before the counter was lost, more locks were
+// taken than µs had passed since it started (more than one Acquire per µs on
+// one lock name, sustained: Redis runs one script at a time and each takes
+// several µs), or if the server's clock stepped back by more than the restart
+// took. TIME is the server's clock, so clients' clocks never matter. The
+// values stay below 2^53 (until the year 2112), where Lua's doubles are
+// still exact integers.
+//
+// Between two mints the counter moves by at most its lowest bit (sync), so
+// it never falls below the last token minted minus one, and the next mint
+// (+2) is above that token: tokens strictly increase.
+const seedMin = "1099511627776" // 2^40; real counters are ~3.5e15
+
+// fastAcquire takes a free lock when nobody is queued: SET NX PX and INCRBY,
+// two keys, no function defined. It answers the token, or 0 when the lock is
+// held or somebody is queued (an odd counter): the caller then runs the full
+// acquire script. When the lock is held the counter is not touched.
+// KEYS[1] the lock, KEYS[2] the counter; ARGV[1] ttl in ms; ARGV[2] the
+// caller's waiter id.
+const fastAcquire = `
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+	return 0
+end
+local c = redis.call('INCRBY', KEYS[2], 2)
+if c % 2 == 1 then
+	redis.call('DEL', KEYS[1])
+	return 0
+end
+if c < ` + seedMin + ` then
 	local t = redis.call('TIME')
-	return tonumber(t[1]) * 1000000 + tonumber(t[2])
+	c = (tonumber(t[1]) * 1000000 + tonumber(t[2])) * 2
+	redis.call('SET', KEYS[2], string.format('%.0f', c))
+end
+return c
+`
+
+// fastRelease frees the lock if it holds exactly the caller's id: nobody is
+// queued (sync would have appended "+"). It answers 1, or 0 when the caller
+// must run the full release script: the lock is not its own, or somebody
+// waits. KEYS[1] the lock; ARGV[1] the caller's waiter id.
+const fastRelease = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`
+
+const lib = `
+local function mint()
+	local c = redis.call('INCRBY', KEYS[2], 2)
+	if c < __SEEDMIN__ then
+		local t = redis.call('TIME')
+		c = (tonumber(t[1]) * 1000000 + tonumber(t[2])) * 2 + c % 2
+		redis.call('SET', KEYS[2], string.format('%.0f', c))
+	end
+	return string.format('%.0f', c)
 end
 
-local function mint(now)
-	local s = string.format('%.0f', now)
-	local last = tonumber(redis.call('SET', KEYS[2], s, 'GET'))
-	if last and now <= last then
-		s = string.format('%.0f', last + 1)
-		redis.call('SET', KEYS[2], s)
+local function now_ms()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Whether lock value v is waiter id's (marked or not).
+local function owns(v, id)
+	return v == id or v == id .. '+'
+end
+
+-- Makes the marks agree with the queue: the counter's lowest bit and the
+-- "+" after the lock's value are set while anybody is queued, so that the
+-- fast scripts, which do not look at the queue, never take a lock out of
+-- turn or free one without handing it over. Every script that changes the
+-- queue or sets the lock calls it last. A mark left after the queue
+-- expired only sends the next caller to the full script, which clears it.
+local function sync()
+	local queued = redis.call('LINDEX', KEYS[3], 0)
+	local c = tonumber(redis.call('GET', KEYS[2]))
+	if not c then
+		if queued then
+			redis.call('SET', KEYS[2], 1)
+		end
+	elseif queued and c % 2 == 0 then
+		redis.call('INCR', KEYS[2])
+	elseif not queued and c % 2 == 1 then
+		redis.call('DECR', KEYS[2])
 	end
-	return s
+	local v = redis.call('GET', KEYS[1])
+	if v then
+		local marked = string.sub(v, -1) == '+'
+		if queued and not marked then
+			redis.call('SET', KEYS[1], v .. '+', 'KEEPTTL')
+		elseif marked and not queued then
+			redis.call('SET', KEYS[1], string.sub(v, 1, -2), 'KEEPTTL')
+		end
+	end
 end
 
 -- The first waiter whose place has not lapsed, and its deadline; waiters
@@ -53,169 +189,142 @@ local function head(nowms)
 end
 
 -- Hands the free lock to waiter h, the head of the queue, and tells its
--- Locker on <wake prefix><Locker id>. The grant lasts the waiter's ttl but no
+-- Locker on __WAKE__ .. <Locker id>. The grant lasts the waiter's ttl but no
 -- longer than its place in the queue would have: a waiter that died holds
 -- the others up no longer by being handed the lock. The waiter extends it to
 -- its full ttl once it has it.
-local function grant(h, due, now, wake)
+local function grant(h, due, nowms)
 	redis.call('LPOP', KEYS[3])
 	redis.call('ZREM', KEYS[4], h)
 	local locker, ttl = string.match(h, '^([^:]+):[^:]+:(%d+)$')
-	local px = due - math.floor(now / 1000)
+	local px = due - nowms
 	if ttl and tonumber(ttl) < px then
 		px = tonumber(ttl)
 	end
-	local tok = mint(now)
-	redis.call('SET', KEYS[1], tok .. ' ' .. h, 'PX', px)
+	redis.call('SET', KEYS[1], h, 'PX', px)
+	local tok = mint()
 	if locker then
-		redis.call('PUBLISH', wake .. locker, h .. ' ' .. tok)
+		redis.call('PUBLISH', __WAKE__ .. locker, h .. ' ' .. tok)
 	end
 end
 
 -- After the lock was freed: hand it to the next waiter, if any.
-local function pass(wake)
+local function pass()
 	if not redis.call('LINDEX', KEYS[3], 0) then
 		return
 	end
-	local now = now_us()
-	local h, due = head(math.floor(now / 1000))
+	local nowms = now_ms()
+	local h, due = head(nowms)
 	if h then
-		grant(h, due, now, wake)
-	end
-end
-
-local function owner(v)
-	return string.match(v, '^%d+ (.*)$')
-end
-`
-
-// fastAcquire is the start of acquireScript: when nobody waits and the lock
-// is free it takes it and mints the token in four calls (TIME, LINDEX, SET NX,
-// SET GET), before the script defines any function. It leaves now set.
-const fastAcquire = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if not redis.call('LINDEX', KEYS[3], 0) then
-	local s = string.format('%.0f', now)
-	if redis.call('SET', KEYS[1], s .. ' ' .. ARGV[2], 'NX', 'PX', ARGV[1]) then
-		local last = tonumber(redis.call('SET', KEYS[2], s, 'GET'))
-		if last and now <= last then
-			s = string.format('%.0f', last + 1)
-			redis.call('SET', KEYS[2], s)
-			redis.call('SET', KEYS[1], s .. ' ' .. ARGV[2], 'XX', 'PX', ARGV[1])
-		end
-		return {1, s, tonumber(ARGV[1])}
+		grant(h, due, nowms)
 	end
 end
 `
 
-// acquireScript takes the lock if it is free and it is the caller's turn,
-// and mints its fencing token, in one step on the server. If the lock was
-// handed to the caller while it waited, it returns that. Otherwise it puts
-// the caller in the lock's queue, or refreshes its place there; and if the
-// lock is free but it is another waiter's turn, it hands the lock over to
-// that waiter, who may be asleep.
+// acquireSrc takes the lock if it is free and it is the caller's turn, and
+// mints its fencing token, in one step on the server. If the lock was handed
+// to the caller while it waited, it returns that (with a token minted anew:
+// the one sent with the grant never reached it). Otherwise it puts the caller
+// in the lock's queue, or refreshes its place there; and if the lock is free
+// but it is another waiter's turn, it hands the lock over to that waiter, who
+// may be asleep.
 //
-// ARGV[1] ttl in ms; ARGV[2] the caller's waiter id; ARGV[3] how long a
-// waiter keeps its place without coming back, in ms; ARGV[4] the prefix of
-// the Lockers' grant channels.
+// ARGV[1] ttl in ms; ARGV[2] the caller's waiter id. KEEP is how long a
+// waiter keeps its place without coming back, in ms.
 //
-// Returns {1, token, ms the lock surely lasts} or {0, ms after which it is
+// Returns {1, "token", ms the lock surely lasts} or {0, ms after which it is
 // worth trying again}.
 //
 // The queue makes waiters in different processes take turns: without it the
 // releaser, one round trip closer to the lock than anyone it woke, takes it
 // again and again, and the others starve.
-//
-// Every redis.call costs a few µs of the server's single thread, and so does
-// each local function the script defines; an uncontended Acquire is most of
-// the traffic, so it takes a path of its own first (fastAcquire).
-var acquireScript = redis.NewScript(fastAcquire + lib + `
+const acquireSrc = lib + `
 local v = redis.call('GET', KEYS[1])
-local nowms = math.floor(now / 1000)
+if v and owns(v, ARGV[2]) then
+	return {1, mint(), redis.call('PTTL', KEYS[1])}
+end
+local nowms = now_ms()
 local h, due = head(nowms)
+local res
 if not v then
 	if not h or h == ARGV[2] then
 		if h then
 			redis.call('LPOP', KEYS[3])
 			redis.call('ZREM', KEYS[4], h)
 		end
-		local tok = mint(now)
-		redis.call('SET', KEYS[1], tok .. ' ' .. ARGV[2], 'PX', ARGV[1])
-		return {1, tok, tonumber(ARGV[1])}
+		redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+		res = {1, mint(), tonumber(ARGV[1])}
+	else
+		grant(h, due, nowms)
 	end
-	grant(h, due, now, ARGV[4])
-elseif owner(v) == ARGV[2] then
-	return {1, string.match(v, '^%d+'), redis.call('PTTL', KEYS[1])}
 end
-local keep = tonumber(ARGV[3])
-if redis.call('ZADD', KEYS[4], nowms + keep, ARGV[2]) == 1 then
-	redis.call('RPUSH', KEYS[3], ARGV[2])
+if not res then
+	if redis.call('ZADD', KEYS[4], nowms + __KEEP__, ARGV[2]) == 1 then
+		redis.call('RPUSH', KEYS[3], ARGV[2])
+	end
+	redis.call('PEXPIRE', KEYS[3], 2 * __KEEP__)
+	redis.call('PEXPIRE', KEYS[4], 2 * __KEEP__)
+	res = {0, redis.call('PTTL', KEYS[1])}
 end
-redis.call('PEXPIRE', KEYS[3], 2 * keep)
-redis.call('PEXPIRE', KEYS[4], 2 * keep)
-return {0, redis.call('PTTL', KEYS[1])}
-`)
+sync()
+return res
+`
 
-// leaveScript takes a waiter that gives up out of the queue. If the lock was
+// leaveSrc takes a waiter that gives up out of the queue. If the lock was
 // handed to it meanwhile, or is free, it goes to the next waiter.
-// ARGV[1] waiter id; ARGV[2] the prefix of the grant channels.
-var leaveScript = redis.NewScript(lib + `
+// ARGV[1] waiter id.
+const leaveSrc = lib + `
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 local v = redis.call('GET', KEYS[1])
-if v and owner(v) == ARGV[1] then
+if v and owns(v, ARGV[1]) then
 	redis.call('DEL', KEYS[1])
 	v = nil
 end
 if not v then
-	pass(ARGV[2])
+	pass()
 end
+sync()
 return 1
-`)
+`
 
-// extendScript pushes the expiry out, only for the holder whose token is the
-// lock's value. KEYS[1] the lock; ARGV[1] its value; ARGV[2] ttl in ms.
+// extendScript pushes the expiry out, only for the holder whose waiter id is
+// the lock's value (marked or not). KEYS[1] the lock; ARGV[1] the id;
+// ARGV[2] ttl in ms.
 var extendScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] or v == ARGV[1] .. '+' then
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 `)
 
-// releaseScript frees the lock, only for its holder, and hands it straight to
+// releaseSrc frees the lock, only for its holder, and hands it straight to
 // the first waiter in the queue: the hand-over costs the releaser's round
 // trip and the message, and the waiter needs no round trip of its own. If
 // nobody waits in Redis but another caller of the releaser's Locker does, it
 // gets the lock instead, and its token comes back in the reply.
-// ARGV[1] the lock's value; ARGV[2] the prefix of the grant channels;
-// ARGV[3] the id of the releaser's Locker's next caller, or ""; ARGV[4] its
-// ttl in ms.
+// ARGV[1] the holder's waiter id; ARGV[2] and ARGV[3], only when another
+// caller of the releaser's Locker waits: its id and its ttl in ms.
 //
 // Returns 0 if the caller did not hold the lock, 1 if it was freed or went
-// to a waiter in the queue, or the token it was given to ARGV[3] under.
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+// to a waiter in the queue, or the token (a string) it was given to ARGV[2]
+// under.
+const releaseSrc = lib + `
+local v = redis.call('GET', KEYS[1])
+if not v or not owns(v, ARGV[1]) then
 	return 0
 end
-if not redis.call('LINDEX', KEYS[3], 0) then
-	if ARGV[3] == '' then
-		redis.call('DEL', KEYS[1])
-		return 1
-	end
-	local t = redis.call('TIME')
-	local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-	local s = string.format('%.0f', now)
-	local last = tonumber(redis.call('SET', KEYS[2], s, 'GET'))
-	if last and now <= last then
-		s = string.format('%.0f', last + 1)
-		redis.call('SET', KEYS[2], s)
-	end
-	redis.call('SET', KEYS[1], s .. ' ' .. ARGV[3], 'PX', ARGV[4])
-	return s
+local res = 1
+if redis.call('LINDEX', KEYS[3], 0) then
+	redis.call('DEL', KEYS[1])
+	pass()
+elseif ARGV[2] then
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+	res = mint()
+else
+	redis.call('DEL', KEYS[1])
 end
-redis.call('DEL', KEYS[1])
-` + lib + `
-pass(ARGV[2])
-return 1
-`)
+sync()
+return res
+`
