@@ -75,10 +75,17 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.DurationVar(&c.StuckAfter, "stuck-after", 10*time.Minute, "orders pending_review or in_review longer than this are stuck (/admin/stuck, gauge)")
 	fs.DurationVar(&c.OutboxRetention, "outbox-retention", time.Hour, "serve: outbox rows acknowledged by every group are pruned after this")
 	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Minute, "serve: how often acknowledged outbox rows are pruned")
-	// 64: a handler mostly waits on two group commits (decision, callback record);
-	// more handlers share them. 16 gave p99 257 ms at 300/s where 64 gave 91 ms
-	// (docs/benchmarks/pipeline.md, "After tuning").
-	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", 64, "serve: order.created events the risk engine handles at once")
+	// A handler mostly waits on two group commits (decision, callback record);
+	// more handlers share them, and the engine decides at most handlers /
+	// handle time (Little's law). 16 gave p99 257 ms at 300/s where 64 gave
+	// 91 ms; in serve 64 then capped the pipeline near 1,300/s at ~48 ms per
+	// handle, where 256 decided 2,000/s (docs/benchmarks/pipeline.md). The
+	// distributed risk process keeps 64 until it is measured.
+	riskConcurrency := 64
+	if name == string(modeServe) {
+		riskConcurrency = 256
+	}
+	fs.IntVar(&c.RiskConcurrency, "risk-concurrency", riskConcurrency, "order.created events the risk engine handles at once (serve: 256, risk: 64)")
 	fs.DurationVar(&c.CallbackTimeout, "callback-timeout", 800*time.Millisecond, "serve: deadline of one callback attempt (the service-call budget)")
 	// A decided order allocates ~80 KB in serve against a live heap of
 	// ~15 MB, so at GOGC 100 the collector ran ~7 times a second at 700

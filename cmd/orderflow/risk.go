@@ -56,9 +56,9 @@ func (a *app) buildRisk(publicAddr string) (*riskParts, error) {
 	// (at the 5 s back-off cap, 60 failures are about 5 minutes).
 	bus := sqlbus.New(a.store, sqlbus.Config{
 		Logger: a.log, ShutdownGrace: grace, MaxDeliveries: 60,
-		// One SQLite writer serves the order service and the engine alike:
-		// beyond a few handlers per core more concurrency only lengthens
-		// the commit queue that every callback waits in.
+		// One SQLite writer serves the order service and the engine alike,
+		// and a handler spends most of its time waiting for its two commits
+		// (--risk-concurrency's comment says how many handlers that takes).
 		Concurrency: a.cfg.RiskConcurrency,
 	})
 
@@ -87,7 +87,10 @@ func (a *app) buildRisk(publicAddr string) (*riskParts, error) {
 	if a.wrapCallbackTransport != nil {
 		wrap = append(wrap, a.wrapCallbackTransport)
 	}
-	hc := httpclient.New(httpclient.Config{Name: "callback", Wrap: wrap})
+	// A warm connection for every handler that may be sending at once, so
+	// a burst does not dial and drop connections beyond the default 64.
+	hc := httpclient.New(httpclient.Config{Name: "callback", Wrap: wrap,
+		MaxIdleConnsPerHost: max(httpclient.DefaultMaxIdleConnsPerHost, a.cfg.RiskConcurrency)})
 	if err := a.metrics.Registry.Register(hc.Collector()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
