@@ -85,26 +85,39 @@ var (
 // bytes and stay allocation-light: json.Decoder.Token, the obvious tool,
 // allocates per token and made strict decoding ~10x encoding/json's cost.
 func checkJSON(body []byte, s *schema) ([]string, error) {
+	keys, _, err := scanJSON(body, s)
+	return keys, err
+}
+
+// scanJSON is checkJSON that also returns the raw bytes of each top-level
+// member's value, beside its key, for the decoders to read without a
+// second, reflective pass (encoding/json.Unmarshal).
+func scanJSON(body []byte, s *schema) ([]string, [][]byte, error) {
 	if !json.Valid(body) {
 		// Only the error path pays for telling the two cases apart.
 		var raw json.RawMessage
 		if json.NewDecoder(bytes.NewReader(body)).Decode(&raw) == nil {
-			return nil, orderflow.Invalid("", "unexpected data after the JSON object")
+			return nil, nil, orderflow.Invalid("", "unexpected data after the JSON object")
 		}
-		return nil, orderflow.Invalid("", "request body is not valid JSON")
+		return nil, nil, orderflow.Invalid("", "request body is not valid JSON")
 	}
 	sc := scanner{b: body}
 	sc.ws()
 	if sc.b[sc.i] != '{' {
-		return nil, orderflow.Invalid("", "request body must be a JSON object")
+		return nil, nil, orderflow.Invalid("", "request body must be a JSON object")
 	}
-	return sc.object(s, "")
+	keys, err := sc.object(s, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, sc.top, nil
 }
 
 // scanner walks JSON that json.Valid has accepted, so it never checks syntax.
 type scanner struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	top [][]byte // the raw value of each top-level member, in document order
 }
 
 func (sc *scanner) ws() {
@@ -173,8 +186,13 @@ func (sc *scanner) object(s *schema, path string) ([]string, error) {
 			}
 		}
 		keys = append(keys, key)
+		sc.ws()
+		start := sc.i
 		if err := sc.value(f, p); err != nil {
 			return nil, err
+		}
+		if path == "" {
+			sc.top = append(sc.top, sc.b[start:sc.i])
 		}
 		sc.ws()
 		c := sc.b[sc.i]
@@ -276,15 +294,39 @@ func isIntLiteral(s string) bool {
 	return !strings.ContainsAny(s, ".eE")
 }
 
-// decodeNewOrder strictly decodes and validates a create request.
+// decodeNewOrder strictly decodes and validates a create request. The
+// values are read from the bytes scanJSON has checked against the schema,
+// as encoding/json.Unmarshal would read them (FuzzDecodeMatchesUnmarshal),
+// without its reflection: decoding was ~2 % of serve's CPU per order.
 func decodeNewOrder(body []byte) (orderflow.NewOrder, error) {
 	var n orderflow.NewOrder
-	keys, err := checkJSON(body, newOrderSchema)
+	keys, vals, err := scanJSON(body, newOrderSchema)
 	if err != nil {
 		return n, err
 	}
-	if err := json.Unmarshal(body, &n); err != nil {
-		return n, orderflow.Invalid("", "request body does not match the schema")
+	for i, k := range keys {
+		raw := vals[i]
+		if raw[0] == 'n' { // null, allowed by the schema: the field stays zero
+			continue
+		}
+		switch k {
+		case "user_id":
+			n.UserID = unquote(raw)
+		case "amount_minor":
+			n.AmountMinor, _ = strconv.ParseInt(string(raw), 10, 64) // checked by scanJSON
+		case "currency":
+			n.Currency = unquote(raw)
+		case "region":
+			n.Region = unquote(raw)
+		case "items":
+			n.Items = decodeItems(raw)
+		case "internal":
+			n.Internal = raw[0] == 't'
+		case "ip":
+			n.IP = unquote(raw)
+		case "device_id":
+			n.DeviceID = unquote(raw)
+		}
 	}
 	return n, validateInOrder(keys, func(key string) error {
 		p := validNewOrder()
@@ -308,16 +350,88 @@ func decodeNewOrder(body []byte) (orderflow.NewOrder, error) {
 	}, n.Validate)
 }
 
+// decodeItems reads an items array that scanJSON has checked against
+// itemSchema: objects with sku (a string) and qty (an int64), each at most
+// once.
+func decodeItems(raw []byte) []orderflow.Item {
+	items := []orderflow.Item{}
+	sc := scanner{b: raw}
+	sc.i++ // '['
+	for {
+		sc.ws()
+		if sc.b[sc.i] == ']' {
+			return items
+		}
+		sc.i++ // '{'
+		var it orderflow.Item
+		for {
+			sc.ws()
+			if sc.b[sc.i] == '}' {
+				sc.i++
+				break
+			}
+			key := unquote(sc.str())
+			sc.ws()
+			sc.i++ // ':'
+			sc.ws()
+			start := sc.i
+			if sc.b[sc.i] == '"' {
+				sc.str()
+			} else {
+				for sc.i < len(sc.b) && strings.IndexByte("+-0123456789.eE", sc.b[sc.i]) >= 0 {
+					sc.i++
+				}
+			}
+			switch key {
+			case "sku":
+				it.SKU = unquote(sc.b[start:sc.i])
+			case "qty":
+				it.Qty, _ = strconv.ParseInt(string(sc.b[start:sc.i]), 10, 64)
+			}
+			sc.ws()
+			if sc.b[sc.i] == ',' {
+				sc.i++
+			}
+		}
+		items = append(items, it)
+		sc.ws()
+		if sc.b[sc.i] == ',' {
+			sc.i++
+		}
+	}
+}
+
 // decodeCallback strictly decodes and validates a risk callback. decided_at
-// may carry any offset; it is kept in UTC.
+// may carry any offset; it is kept in UTC. Like decodeNewOrder it reads the
+// values from the checked bytes, as encoding/json.Unmarshal would.
 func decodeCallback(body []byte) (orderflow.Callback, error) {
 	var c orderflow.Callback
-	keys, err := checkJSON(body, callbackSchema)
+	keys, vals, err := scanJSON(body, callbackSchema)
 	if err != nil {
 		return c, err
 	}
-	if err := json.Unmarshal(body, &c); err != nil {
-		return c, orderflow.Invalid("", "request body does not match the schema")
+	for i, k := range keys {
+		raw := vals[i]
+		switch k {
+		case "event_id":
+			c.EventID = unquote(raw)
+		case "order_id":
+			c.OrderID = unquote(raw)
+		case "event_type":
+			c.EventType = orderflow.EventType(unquote(raw))
+		case "decision":
+			c.Decision = orderflow.Decision(unquote(raw))
+		case "score":
+			c.Score, _ = strconv.ParseFloat(string(raw), 64) // checked by scanJSON
+		case "model_version":
+			c.ModelVersion = unquote(raw)
+		case "decided_at":
+			// What encoding/json does for a time.Time: the raw string,
+			// escapes and all (scanJSON checked the unescaped text).
+			if err := c.DecidedAt.UnmarshalJSON(raw); err != nil {
+				return c, orderflow.Invalid("", "request body does not match the schema")
+			}
+		}
 	}
 	c.DecidedAt = c.DecidedAt.UTC()
 	return c, validateInOrder(keys, func(key string) error {
