@@ -18,7 +18,7 @@ import (
 // instead of a release and an acquire.
 type gates struct {
 	mu sync.Mutex
-	m  map[string]*gate
+	m  map[string]*gate // a key is present while its slot is taken; nil until somebody waits
 }
 
 type gate struct {
@@ -58,11 +58,17 @@ func (g *gates) enter(ctx context.Context, key, id string, ttl time.Duration, ab
 		g.m = make(map[string]*gate)
 	}
 	s := &slot{g: g, key: key}
-	e := g.m[key]
-	if e == nil {
-		g.m[key] = &gate{}
+	e, taken := g.m[key]
+	if !taken {
+		// nil: taken, nobody waits (the uncontended case allocates
+		// no gate).
+		g.m[key] = nil
 		g.mu.Unlock()
 		return s, turn{}, nil
+	}
+	if e == nil {
+		e = &gate{}
+		g.m[key] = e
 	}
 	w := &gateWaiter{id: id, ttl: ttl, ch: make(chan turn, 1)}
 	e.queue = append(e.queue, w)
@@ -125,7 +131,7 @@ func (s *slot) leave() {
 	}
 	s.used = true
 	e := s.g.m[s.key]
-	if len(e.queue) == 0 {
+	if e == nil || len(e.queue) == 0 {
 		delete(s.g.m, s.key)
 		return
 	}

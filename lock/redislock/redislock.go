@@ -38,6 +38,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -92,12 +93,23 @@ func (l *Locker) Close() error {
 	return l.n.close()
 }
 
-// LockKey is the Redis key that holds the current holder's token for key.
+// LockKey is the Redis key that holds the current holder's waiter id for key.
 func (l *Locker) LockKey(key string) string { return l.prefix + "{" + key + "}" }
 
 func (l *Locker) keys(key string) []string {
-	k := l.LockKey(key)
-	return []string{k, k + ":token", k + ":queue", k + ":due"}
+	// One string holds all four: a cycle allocates it once.
+	var b strings.Builder
+	n := len(l.prefix) + len(key) + 2
+	b.Grow(4*n + len(":token:queue:due"))
+	for _, suffix := range []string{"", ":token", ":queue", ":due"} {
+		b.WriteString(l.prefix)
+		b.WriteByte('{')
+		b.WriteString(key)
+		b.WriteByte('}')
+		b.WriteString(suffix)
+	}
+	all := b.String()
+	return []string{all[:n], all[n : 2*n+6], all[2*n+6 : 3*n+12], all[3*n+12:]}
 }
 
 // Acquire blocks until the lock is held or ctx ends. ttl is rounded down to
@@ -109,7 +121,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	if ctx.Err() != nil {
 		return nil, lock.CtxErr(ctx, key)
 	}
-	id := l.id + strconv.FormatUint(l.seq.Add(1), 36) + ":" + strconv.FormatInt(ttl.Milliseconds(), 10)
+	id := l.waiterID(ttl)
 	keys := l.keys(key)
 	s, t, err := l.gates.enter(ctx, key, id, ttl, func(s *slot, t turn) {
 		// Handed the lock as we gave up: pass it on.
@@ -137,11 +149,30 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	return le, nil
 }
 
-// acquire contends in Redis. A waiter tries once, then waits for the lock to
-// be handed to it (a message on its Locker's channel), and tries again only
-// when the holder's TTL runs out (a holder that died never hands over) and
-// every queueKeep/3 to keep its place.
+// waiterID returns a new waiter id, "<Locker id>:<seq>:<ttl ms>".
+func (l *Locker) waiterID(ttl time.Duration) string {
+	var buf [64]byte
+	b := append(buf[:0], l.id...)
+	b = strconv.AppendUint(b, l.seq.Add(1), 36)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, ttl.Milliseconds(), 10)
+	return string(b)
+}
+
+// acquire contends in Redis. The fast script takes a free lock nobody
+// queues for. Otherwise a waiter tries the full script once, then waits for
+// the lock to be handed to it (a message on its Locker's channel), and tries
+// again only when the holder's TTL runs out (a holder that died never hands
+// over) and every queueKeep/3 to keep its place.
 func (l *Locker) acquire(ctx context.Context, key string, keys []string, id string, ttl time.Duration, s *slot) (orderflow.Lease, error) {
+	sent := time.Now()
+	tok, err := l.tryFast(ctx, keys, ttl, id)
+	if err != nil {
+		return nil, l.fail(ctx, err, key)
+	}
+	if tok != 0 {
+		return l.newLease(key, keys, id, tok, ttl, sent, ttl, s, true), nil
+	}
 	var (
 		grants <-chan string
 		ready  <-chan struct{} // non-nil until a try after it closed
@@ -149,7 +180,8 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 		won    bool
 	)
 	if l.n.listening() {
-		// Registered before the first try: no grant can be missed.
+		// Registered before the first full try, the first that may
+		// queue us: no grant can be missed.
 		grants, _, _ = l.n.register(ctx, id)
 	}
 	defer func() {
@@ -165,15 +197,15 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			_ = l.s.leave.Run(cctx, l.rdb, keys, id).Err()
 		}
 	}()
-	for first := true; ; first = false {
+	for {
 		sent := time.Now()
-		tok, pttl, fast, err := l.try(ctx, keys, ttl, id, first)
+		tok, pttl, err := l.try(ctx, keys, ttl, id)
 		if err != nil {
 			return nil, l.fail(ctx, err, key)
 		}
 		if tok != 0 {
 			won = true
-			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s, fast), nil
+			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s, false), nil
 		}
 		queued = true
 		if grants == nil {
@@ -241,31 +273,28 @@ func (l *Locker) wait(ctx context.Context, grants <-chan string, ready *<-chan s
 	}
 }
 
-// try runs the acquire script once: a non-zero token means held, and pttl
-// is then how long the lock surely lasts; otherwise pttl is how long the
-// current holder has left. A first try starts with the fast script, which
-// takes a free lock nobody queues for (fast is then true); when it cannot,
-// the full script runs right after it.
-func (l *Locker) try(ctx context.Context, keys []string, ttl time.Duration, id string, first bool) (tok uint64, pttl int64, fast bool, err error) {
-	ms := ttl.Milliseconds()
-	if first {
-		n, err := fastAcquireScript.Run(ctx, l.rdb, keys[:2], ms, id).Int64()
-		if err != nil {
-			return 0, 0, false, err
-		}
-		if n != 0 {
-			if n < 0 {
-				return 0, 0, false, fmt.Errorf("acquire script returned token %d", n)
-			}
-			return uint64(n), ms, true, nil
-		}
-	}
-	res, err := l.s.acquire.Run(ctx, l.rdb, keys, ms, id).Slice()
+// tryFast runs the fast acquire script: a non-zero token means held, for
+// the whole ttl.
+func (l *Locker) tryFast(ctx context.Context, keys []string, ttl time.Duration, id string) (uint64, error) {
+	n, err := fastAcquireScript.run(ctx, l.rdb, 2, keys[0], keys[1], ttl.Milliseconds(), id).Int64()
 	if err != nil {
-		return 0, 0, false, err
+		return 0, err
 	}
-	tok, pttl, err = parseAcquire(res)
-	return tok, pttl, false, err
+	if n < 0 {
+		return 0, fmt.Errorf("acquire script returned token %d", n)
+	}
+	return uint64(n), nil
+}
+
+// try runs the full acquire script once: a non-zero token means held, and
+// pttl is then how long the lock surely lasts; otherwise pttl is how long
+// the current holder has left.
+func (l *Locker) try(ctx context.Context, keys []string, ttl time.Duration, id string) (tok uint64, pttl int64, err error) {
+	res, err := l.s.acquire.Run(ctx, l.rdb, keys, ttl.Milliseconds(), id).Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseAcquire(res)
 }
 
 // parseAcquire decodes the full acquire script's reply: {1, "token", pttl}
@@ -336,7 +365,7 @@ func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl 
 			if next == nil && fast {
 				// 0: not ours, or somebody queued meanwhile; the
 				// full script tells which.
-				res, err = fastReleaseScript.Run(ctx, l.rdb, keys[:1], id).Result()
+				res, err = fastReleaseScript.run(ctx, l.rdb, 1, keys[0], id).Result()
 			}
 			switch {
 			case err != nil || res == int64(1):

@@ -1,6 +1,7 @@
 package redislock
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -21,9 +22,36 @@ type scripts struct {
 // touch two keys and one key, and pass what they cannot settle to the
 // Locker's full scripts: see fastAcquire and fastRelease.
 var (
-	fastAcquireScript = redis.NewScript(fastAcquire)
-	fastReleaseScript = redis.NewScript(fastRelease)
+	fastAcquireScript = newHotScript(fastAcquire)
+	fastReleaseScript = newHotScript(fastRelease)
 )
+
+// hotScript is a script of the uncontended cycle. It runs through Do on
+// keys and arguments the caller boxed once per Acquire: Script.Run boxes
+// every key and argument again on each call, and takes a lock.
+type hotScript struct {
+	src  string
+	hash any // the SHA1 of src, boxed once
+}
+
+func newHotScript(src string) hotScript {
+	return hotScript{src: src, hash: redis.NewScript(src).Hash()}
+}
+
+// run runs the script on numkeys keys followed by the arguments, all in
+// argv, as Script.Run does: EVALSHA, then EVAL if Redis does not have the
+// script yet.
+func (h hotScript) run(ctx context.Context, rdb redis.UniversalClient, numkeys int, argv ...any) *redis.Cmd {
+	args := make([]any, 0, 3+len(argv))
+	args = append(args, "evalsha", h.hash, numkeys)
+	args = append(args, argv...)
+	cmd := rdb.Do(ctx, args...)
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		args[0], args[1] = "eval", h.src
+		cmd = rdb.Do(ctx, args...)
+	}
+	return cmd
+}
 
 func newScripts(wake string) scripts {
 	r := strings.NewReplacer(

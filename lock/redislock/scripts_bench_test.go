@@ -26,11 +26,11 @@ func BenchmarkScripts(b *testing.B) {
 	defer rdb.Del(ctx, keys...)
 	id := l.id + "1:10000"
 	for b.Loop() {
-		tok, err := fastAcquireScript.Run(ctx, rdb, keys[:2], 10000, id).Int64()
+		tok, err := fastAcquireScript.run(ctx, rdb, 2, keys[0], keys[1], 10000, id).Int64()
 		if err != nil || tok <= 0 {
 			b.Fatal(tok, err)
 		}
-		if err := fastReleaseScript.Run(ctx, rdb, keys[:1], id).Err(); err != nil {
+		if err := fastReleaseScript.run(ctx, rdb, 1, keys[0], id).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
