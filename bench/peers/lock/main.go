@@ -16,10 +16,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bsm "github.com/bsm/redislock"
@@ -68,8 +71,21 @@ func run() error {
 		retry     = flag.Duration("retry", 10*time.Millisecond, "sleep between tries for the peers that poll (bsm, go-zero)")
 		only      = flag.String("only", "", "comma-separated substrings: run only matching implementations")
 		ttl       = flag.Duration("ttl", 10*time.Second, "lock TTL")
+		contended = flag.Bool("contended", true, "also run the contended measurements")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	logx.Disable()
 	var clients []*redis.Client
 
@@ -225,6 +241,10 @@ func run() error {
 		})
 	}
 
+	// CPU per operation: this process's (every implementation's client
+	// side) and the Redis server's main thread (meaningful for the Redis
+	// rows; it includes whatever else that Redis serves meanwhile).
+	cpu := &cpuMeter{rdb: clients[0]}
 	fmt.Printf("rounds=%d d=%v g=%d ttl=%v retry=%v (bsm, go-zero); rates: median over rounds; latencies: all samples\n\n", *rounds, *d, *g, *ttl, *retry)
 	unc := make(map[string]*result)
 	con := make(map[string]*result)
@@ -234,12 +254,15 @@ func run() error {
 		order := append(slices.Clone(impls[r%len(impls):]), impls[:r%len(impls)]...)
 		for _, im := range order {
 			key := fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), r, strings.Fields(im.name)[0])
-			res, err := measure(im, key+"-u", 1, *d)
+			res, err := measure(im, key+"-u", 1, *d, cpu)
 			if err != nil {
 				return fmt.Errorf("%s uncontended: %w", im.name, err)
 			}
 			merge(unc, im.name, res)
-			res, err = measure(im, key+"-c", *g, *d)
+			if !*contended {
+				continue
+			}
+			res, err = measure(im, key+"-c", *g, *d, cpu)
 			if err != nil {
 				return fmt.Errorf("%s contended: %w", im.name, err)
 			}
@@ -255,14 +278,44 @@ func run() error {
 		_ = rdb.Del(cctx, iter.Val()).Err()
 	}
 	report("Uncontended: 1 goroutine, acquire+release cycles", impls, unc, "redislock (ours)", 1)
+	if !*contended {
+		return nil
+	}
 	report(fmt.Sprintf("Contended: %d goroutines on one key, handoffs; latency = Acquire call to lock held", *g), impls, con, "redislock (ours)", *g)
 	return nil
 }
 
 type result struct {
-	rates  []float64
-	lat    []time.Duration
-	errors int
+	rates     []float64
+	lat       []time.Duration
+	errors    int
+	clientCPU []float64 // µs of this process's CPU per operation, per round
+	redisCPU  []float64 // µs of the Redis main thread's CPU per operation, per round
+}
+
+// cpuMeter reads the CPU time used so far by this process and by the Redis
+// server's main thread.
+type cpuMeter struct{ rdb *redis.Client }
+
+func (c *cpuMeter) read() (client, server time.Duration) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		client = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := c.rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return client, 0
+	}
+	for _, line := range strings.Split(info, "\n") {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (name == "used_cpu_sys_main_thread" || name == "used_cpu_user_main_thread") {
+			f, _ := strconv.ParseFloat(v, 64)
+			server += time.Duration(f * float64(time.Second))
+		}
+	}
+	return client, server
 }
 
 func merge(m map[string]*result, name string, r *result) {
@@ -272,6 +325,8 @@ func merge(m map[string]*result, name string, r *result) {
 	m[name].rates = append(m[name].rates, r.rates...)
 	m[name].lat = append(m[name].lat, r.lat...)
 	m[name].errors += r.errors
+	m[name].clientCPU = append(m[name].clientCPU, r.clientCPU...)
+	m[name].redisCPU = append(m[name].redisCPU, r.redisCPU...)
 }
 
 // measure runs g goroutines, each acquiring and releasing key in a loop for
@@ -279,7 +334,7 @@ func merge(m map[string]*result, name string, r *result) {
 // that what every implementation sets up lazily (dialing its connections,
 // granting an etcd lease, subscribing, opening a watch) is not counted as
 // waiting; then all start together.
-func measure(im impl, key string, g int, d time.Duration) (*result, error) {
+func measure(im impl, key string, g int, d time.Duration, cpu *cpuMeter) (*result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	var (
@@ -333,21 +388,27 @@ func measure(im impl, key string, g int, d time.Duration) (*result, error) {
 		})
 	}
 	warm.Wait()
+	c0, s0 := cpu.read()
 	start := time.Now()
 	deadline = start.Add(d)
 	close(begin)
 	wg.Wait()
+	elapsed := time.Since(start)
+	c1, s1 := cpu.read()
 	if bad != nil {
 		return nil, bad
 	}
-	res.rates = []float64{float64(len(res.lat)) / time.Since(start).Seconds()}
+	n := float64(max(len(res.lat), 1))
+	res.rates = []float64{float64(len(res.lat)) / elapsed.Seconds()}
+	res.clientCPU = []float64{float64(c1-c0) / float64(time.Microsecond) / n}
+	res.redisCPU = []float64{float64(s1-s0) / float64(time.Microsecond) / n}
 	return &res, nil
 }
 
 func report(title string, impls []impl, m map[string]*result, base string, g int) {
 	fmt.Printf("### %s\n\n", title)
-	fmt.Println("| implementation | token | ops/s (median) | × ours-redis | p50 | p99 | p99.9 | max | errors |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| implementation | token | ops/s (median) | × ours-redis | p50 | p99 | p99.9 | max | errors | client CPU/op | Redis CPU/op |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	baseRate := 0.0
 	if r := m[base]; r != nil {
 		baseRate = median(r.rates)
@@ -364,8 +425,9 @@ func report(title string, impls []impl, m map[string]*result, base string, g int
 		if im.token {
 			tok = "yes"
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n", im.name, tok, rate, ratio,
-			pct(r.lat, 0.5), pct(r.lat, 0.99), pct(r.lat, 0.999), pct(r.lat, 1), r.errors)
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %d | %.1fµs | %.1fµs |\n", im.name, tok, rate, ratio,
+			pct(r.lat, 0.5), pct(r.lat, 0.99), pct(r.lat, 0.999), pct(r.lat, 1), r.errors,
+			median(r.clientCPU), median(r.redisCPU))
 	}
 	fmt.Println()
 	_ = g
