@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -120,6 +121,10 @@ type Bus struct {
 
 	schemaMu   sync.Mutex
 	schemaDone bool
+
+	// redrives counts Redrive calls, so a group's poller reads bus_redrive
+	// at once after one and otherwise only every redrivePollEvery.
+	redrives atomic.Uint64
 }
 
 // New returns a bus over st's outbox. The store must stay open while any

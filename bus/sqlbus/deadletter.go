@@ -137,6 +137,7 @@ func (b *Bus) Redrive(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	b.redrives.Add(1) // after the commit: the poller that sees it finds the row
 	b.Notify()
 	return nil
 }

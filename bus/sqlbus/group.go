@@ -54,7 +54,12 @@ type group struct {
 	// first delivery of each in this process is counted durably before it
 	// starts (see claim).
 	recoverUpTo int64
-	redrivePos  int64            // the highest bus_redrive id read
+	redrivePos  int64 // the highest bus_redrive id read
+	// The poller's own: the Bus.redrives count it last acted on, when it
+	// next reads bus_redrive regardless, and whether the last read was full.
+	redriveSeen uint64
+	redriveAt   time.Time
+	redriveMore bool
 	window      []*entry         // outbox entries above cursor, in seq order
 	known       map[int64]stored // bus_deliveries rows read at start
 	orders      map[string]*orderQueue
@@ -218,9 +223,17 @@ func (g *group) pollOnce(ctx context.Context) (more bool, err error) {
 	if g.starved {
 		return false, nil
 	}
-	redriven, err := g.read(ctx, g.pollRedrive, true, g.name, redrivePos, room)
-	if err != nil {
-		return false, err
+	// bus_redrive is read at once after a Redrive in this process, and
+	// otherwise every redrivePollEvery (rows written by another process
+	// sharing the file): reading it on every poll was one query per poll
+	// for a table that is nearly always empty.
+	var redriven []*entry
+	now := time.Now()
+	if n := g.b.redrives.Load(); n != g.redriveSeen || g.redriveMore || !now.Before(g.redriveAt) {
+		if redriven, err = g.read(ctx, g.pollRedrive, true, g.name, redrivePos, room); err != nil {
+			return false, err
+		}
+		g.redriveSeen, g.redriveAt, g.redriveMore = n, now.Add(redrivePollEvery), len(redriven) == room
 	}
 	events, err := g.read(ctx, g.poll, false, readPos, room-len(redriven))
 	if err != nil {
@@ -255,6 +268,10 @@ func (g *group) applyKnown(events []*entry) {
 		}
 	}
 }
+
+// redrivePollEvery is how often a group reads bus_redrive when no Redrive
+// in this process said there is something to read.
+const redrivePollEvery = time.Second
 
 // refill is how much of the in-flight budget must be free before the poller
 // reads again. Reading the moment one event finishes would make the poller
