@@ -69,6 +69,7 @@ type Locker struct {
 	id     string        // prefix of this Locker's waiter ids
 	seq    atomic.Uint64 // makes waiter ids unique
 	s      scripts
+	last   atomic.Pointer[keySet] // see keySet
 	gates  gates
 	n      notifier
 	renew  lease.Renewer
@@ -112,6 +113,28 @@ func (l *Locker) keys(key string) []string {
 	return []string{all[:n], all[n : 2*n+6], all[2*n+6 : 3*n+12], all[3*n+12:]}
 }
 
+// keySet is the keys of one lock name, and what the fast scripts pass with
+// them boxed, for one TTL. It is not changed once made.
+type keySet struct {
+	key  string
+	ttl  time.Duration
+	keys []string
+	// keys[0], keys[1] and ttl in ms, boxed for hotScript.run
+	lock, counter, ms any
+}
+
+// keySet returns the keys of key for ttl. The last one made is kept: a
+// Locker that takes the same lock over and over builds and boxes them once.
+func (l *Locker) keySet(key string, ttl time.Duration) *keySet {
+	if ks := l.last.Load(); ks != nil && ks.key == key && ks.ttl == ttl {
+		return ks
+	}
+	keys := l.keys(key)
+	ks := &keySet{key: key, ttl: ttl, keys: keys, lock: keys[0], counter: keys[1], ms: ttl.Milliseconds()}
+	l.last.Store(ks)
+	return ks
+}
+
 // Acquire blocks until the lock is held or ctx ends. ttl is rounded down to
 // whole milliseconds, the resolution of Redis expiry.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (orderflow.Lease, error) {
@@ -122,7 +145,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		return nil, lock.CtxErr(ctx, key)
 	}
 	id := l.waiterID(ttl)
-	keys := l.keys(key)
+	ks := l.keySet(key, ttl)
 	s, t, err := l.gates.enter(ctx, key, id, ttl, func(s *slot, t turn) {
 		// Handed the lock as we gave up: pass it on.
 		if t.tok == 0 {
@@ -131,7 +154,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		_ = l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s, false).Release(cctx)
+		_ = l.newLease(key, ks, id, nil, t.tok, ttl, t.sent, ttl, s).Release(cctx)
 	})
 	if err != nil {
 		return nil, lock.CtxErr(ctx, key)
@@ -139,9 +162,9 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (or
 	if t.tok != 0 {
 		// The previous holder, a caller of this Locker, gave us the lock
 		// in the script that released it.
-		return l.newLease(key, keys, id, t.tok, ttl, t.sent, ttl, s, false), nil
+		return l.newLease(key, ks, id, nil, t.tok, ttl, t.sent, ttl, s), nil
 	}
-	le, err := l.acquire(ctx, key, keys, id, ttl, s)
+	le, err := l.acquire(ctx, key, ks, id, ttl, s)
 	if err != nil {
 		s.leave()
 		return nil, err
@@ -164,14 +187,15 @@ func (l *Locker) waiterID(ttl time.Duration) string {
 // the lock to be handed to it (a message on its Locker's channel), and tries
 // again only when the holder's TTL runs out (a holder that died never hands
 // over) and every queueKeep/3 to keep its place.
-func (l *Locker) acquire(ctx context.Context, key string, keys []string, id string, ttl time.Duration, s *slot) (orderflow.Lease, error) {
+func (l *Locker) acquire(ctx context.Context, key string, ks *keySet, id string, ttl time.Duration, s *slot) (orderflow.Lease, error) {
 	sent := time.Now()
-	tok, err := l.tryFast(ctx, keys, ttl, id)
+	idArg := any(id) // boxed once for both fast scripts
+	tok, err := l.tryFast(ctx, ks, idArg)
 	if err != nil {
 		return nil, l.fail(ctx, err, key)
 	}
 	if tok != 0 {
-		return l.newLease(key, keys, id, tok, ttl, sent, ttl, s, true), nil
+		return l.newLease(key, ks, id, idArg, tok, ttl, sent, ttl, s), nil
 	}
 	var (
 		grants <-chan string
@@ -194,18 +218,18 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			// of its own: ctx may be what ended the wait.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			_ = l.s.leave.Run(cctx, l.rdb, keys, id).Err()
+			_ = l.s.leave.Run(cctx, l.rdb, ks.keys, id).Err()
 		}
 	}()
 	for {
 		sent := time.Now()
-		tok, pttl, err := l.try(ctx, keys, ttl, id)
+		tok, pttl, err := l.try(ctx, ks.keys, ttl, id)
 		if err != nil {
 			return nil, l.fail(ctx, err, key)
 		}
 		if tok != 0 {
 			won = true
-			return l.newLease(key, keys, id, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s, false), nil
+			return l.newLease(key, ks, id, nil, tok, ttl, sent, time.Duration(pttl)*time.Millisecond, s), nil
 		}
 		queued = true
 		if grants == nil {
@@ -234,7 +258,7 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			// Too little of the grant is left to count on: make it a
 			// full TTL first.
 			sent = time.Now()
-			held, err := extendScript.Run(ctx, l.rdb, keys[:1], id, ttl.Milliseconds()).Int64()
+			held, err := extendScript.Run(ctx, l.rdb, ks.keys[:1], id, ttl.Milliseconds()).Int64()
 			if err != nil {
 				return nil, l.fail(ctx, err, key)
 			}
@@ -244,7 +268,7 @@ func (l *Locker) acquire(ctx context.Context, key string, keys []string, id stri
 			valid = ttl
 		}
 		won = true
-		return l.newLease(key, keys, id, tok, ttl, sent, valid, s, false), nil
+		return l.newLease(key, ks, id, nil, tok, ttl, sent, valid, s), nil
 	}
 }
 
@@ -275,8 +299,8 @@ func (l *Locker) wait(ctx context.Context, grants <-chan string, ready *<-chan s
 
 // tryFast runs the fast acquire script: a non-zero token means held, for
 // the whole ttl.
-func (l *Locker) tryFast(ctx context.Context, keys []string, ttl time.Duration, id string) (uint64, error) {
-	n, err := fastAcquireScript.run(ctx, l.rdb, 2, keys[0], keys[1], ttl.Milliseconds(), id).Int64()
+func (l *Locker) tryFast(ctx context.Context, ks *keySet, id any) (uint64, error) {
+	n, err := fastAcquireScript.run(ctx, l.rdb, 2, ks.lock, ks.counter, ks.ms, id).Int64()
 	if err != nil {
 		return 0, err
 	}
@@ -341,11 +365,12 @@ func (l *Locker) fail(ctx context.Context, err error, key string) error {
 
 // newLease starts the lease of waiter id on key. The lease holds s, the
 // Locker's slot for key: releasing it may hand the lock to the next caller in
-// line directly, and otherwise lets that caller go to Redis. fast says the
-// lock was taken by the fast script: nobody was queued then, so the release
-// tries the fast script first too.
-func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, s *slot, fast bool) *lease.Lease {
+// line directly, and otherwise lets that caller go to Redis. fastID, the id
+// boxed, is set when the lock was taken by the fast script: nobody was queued
+// then, so the release tries the fast script first too.
+func (l *Locker) newLease(key string, ks *keySet, id string, fastID any, tok uint64, ttl time.Duration, sent time.Time, valid time.Duration, s *slot) *lease.Lease {
 	ms := ttl.Milliseconds()
+	keys := ks.keys
 	return lease.Start(lease.Config{
 		Token: tok,
 		TTL:   ttl,
@@ -362,10 +387,10 @@ func (l *Locker) newLease(key string, keys []string, id string, tok uint64, ttl 
 				res any
 				err error
 			)
-			if next == nil && fast {
+			if next == nil && fastID != nil {
 				// 0: not ours, or somebody queued meanwhile; the
 				// full script tells which.
-				res, err = fastReleaseScript.run(ctx, l.rdb, 1, keys[0], id).Result()
+				res, err = fastReleaseScript.run(ctx, l.rdb, 1, ks.lock, fastID).Result()
 			}
 			switch {
 			case err != nil || res == int64(1):
