@@ -407,11 +407,13 @@ func measure(im impl, key string, g int, d time.Duration, cpu *cpuMeter) (*resul
 
 func report(title string, impls []impl, m map[string]*result, base string, g int) {
 	fmt.Printf("### %s\n\n", title)
-	fmt.Println("| implementation | token | ops/s (median) | × ours-redis | p50 | p99 | p99.9 | max | errors | client CPU/op | Redis CPU/op |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| implementation | token | ops/s (median) | × ours-redis | × ours-redis, paired | p50 | p99 | p99.9 | max | errors | client CPU/op | Redis CPU/op |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	baseRate := 0.0
+	var baseRates []float64
 	if r := m[base]; r != nil {
 		baseRate = median(r.rates)
+		baseRates = r.rates
 	}
 	for _, im := range impls {
 		r := m[im.name]
@@ -425,7 +427,18 @@ func report(title string, impls []impl, m map[string]*result, base string, g int
 		if im.token {
 			tok = "yes"
 		}
-		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %d | %.1fµs | %.1fµs |\n", im.name, tok, rate, ratio,
+		// Paired: the median of this row's rate over ours in the same
+		// round (measured minutes apart at most), which cancels the
+		// load drifting between rounds.
+		paired := "–"
+		if len(baseRates) == len(r.rates) && len(r.rates) > 0 {
+			qs := make([]float64, len(r.rates))
+			for i := range r.rates {
+				qs[i] = r.rates[i] / baseRates[i]
+			}
+			paired = fmt.Sprintf("%.2f", median(qs))
+		}
+		fmt.Printf("| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %.1fµs | %.1fµs |\n", im.name, tok, rate, ratio, paired,
 			pct(r.lat, 0.5), pct(r.lat, 0.99), pct(r.lat, 0.999), pct(r.lat, 1), r.errors,
 			median(r.clientCPU), median(r.redisCPU))
 	}
