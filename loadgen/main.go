@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -55,6 +56,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if !quiet && !asJSON {
 		cfg.Progress, cfg.TTY = stdout, IsTerminal(stdout)
 	}
+	if f.cpuProfile != "" {
+		// loadgen's own share of the CPU per order is measured too
+		// (scripts/pipeline-bench.sh); this is where to look at it.
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("loadgen: --cpu-profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("loadgen: --cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	s, err := Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -71,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 type processFlags struct {
 	asJSON, quiet bool
 	procs         int
+	cpuProfile    string
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (cfg Config, f processFlags, err error) {
@@ -97,6 +112,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (cf
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", 0, "progress interval (default 1s on a terminal, 5s otherwise)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as JSON (and no progress)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines, only the summary")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	fs.IntVar(&f.procs, "procs", 0, "GOMAXPROCS of the loadgen process (0: the runtime's default); 1 leaves more of a small shared machine to the server")
 	if err = fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
