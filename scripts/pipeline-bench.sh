@@ -12,6 +12,9 @@
 #   PROFILE=1  also save a 8 s CPU profile of serve, taken mid-run, to
 #              $WORK/cpu-RATE.pprof (read it with `go tool pprof -top`)
 #   SERVE_ARGS extra flags for serve; LOADGEN_ARGS extra flags for loadgen
+#              (e.g. "--concurrency 256 --procs 1 --watch list")
+# Besides loadgen's summary it prints each process's CPU seconds and, per
+# decided order, their CPU and the SQLite writes and commits (from /metrics).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 RATE [RATE...]" >&2; exit 2; }
 WORK=${WORK:-$(mktemp -d /tmp/pipeline-bench.XXXXXX)}
@@ -41,7 +44,7 @@ for rate in "$@"; do
 	fi
 	t0=$(date +%s.%N)
 	# shellcheck disable=SC2086
-	"$OF" loadgen --url "http://$ADDR" --rate "$rate" --duration "$DURATION" --quiet --label-delay -1s --drain 30s ${LOADGEN_ARGS:-} &
+	"$OF" loadgen --url "http://$ADDR" --rate "$rate" --duration "$DURATION" --quiet --label-delay -1s --drain 30s ${LOADGEN_ARGS:-} >"$WORK/loadgen-$rate.txt" &
 	lg_pid=$!
 	lg_cpu=0
 	while kill -0 "$lg_pid" 2>/dev/null; do # CPU seconds of loadgen, sampled until it exits
@@ -50,10 +53,22 @@ for rate in "$@"; do
 	done
 	wait "$lg_pid" || true
 	t1=$(date +%s.%N)
+	cat "$WORK/loadgen-$rate.txt"
 	serve_cpu=$(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$serve_pid/stat")
 	echo "cpu        serve ${serve_cpu}s  loadgen ≥${lg_cpu}s  in $(echo "$t1 - $t0" | bc)s wall"
 	if [ -n "$prof_pid" ]; then wait "$prof_pid" || true; fi
 	curl -fs "http://$ADMIN/metrics" >"$WORK/metrics-$rate.txt" 2>/dev/null || true
+	# Per decided order: CPU of each process, and the store's writes and
+	# commits (group commit: commits per order well under one under load).
+	decided=$(awk '/^decided/ {print $2; exit}' "$WORK/loadgen-$rate.txt")
+	writes=$(awk '/^orderflow_sqlite_writes_total/ {print $2}' "$WORK/metrics-$rate.txt")
+	commits=$(awk '/^orderflow_sqlite_commits_total/ {print $2}' "$WORK/metrics-$rate.txt")
+	if [ -n "$decided" ] && [ "$decided" -gt 0 ]; then
+		awk -v d="$decided" -v s="$serve_cpu" -v l="$lg_cpu" -v w="${writes:-0}" -v c="${commits:-0}" 'BEGIN {
+			printf "per order  serve %.3f ms CPU  loadgen %.3f ms CPU  sum %.3f ms", 1000*s/d, 1000*l/d, 1000*(s+l)/d
+			if (w > 0) printf "  sqlite writes %.2f  commits %.3f", w/d, c/d
+			printf "\n" }'
+	fi
 	cleanup; serve_pid=
 done
 echo "work dir: $WORK"
