@@ -138,6 +138,17 @@ end
 return c
 `
 
+// mintInline is mint (see lib) for a script's start, before lib defines
+// any function: it leaves the new token in tok, a number.
+const mintInline = `
+	local tok = redis.call('INCRBY', KEYS[2], 2)
+	if tok < ` + seedMin + ` then
+		local t = redis.call('TIME')
+		tok = (tonumber(t[1]) * 1000000 + tonumber(t[2])) * 2 + tok % 2
+		redis.call('SET', KEYS[2], string.format('%.0f', tok))
+	end
+`
+
 // fastRelease frees the lock if it holds exactly the caller's id: nobody is
 // queued (sync would have appended "+"). It answers 1, or 0 when the caller
 // must run the full release script: the lock is not its own, or somebody
@@ -335,14 +346,28 @@ return 0
 // ARGV[1] the holder's waiter id; ARGV[2] and ARGV[3], only when another
 // caller of the releaser's Locker waits: its id and its ttl in ms.
 //
+// An unmarked value means nobody is queued (see sync): the release, or the
+// hand-over in process, needs neither the queue nor a function, and comes
+// first.
+//
 // Returns 0 if the caller did not hold the lock, 1 if it was freed or went
 // to a waiter in the queue, or the token (a string) it was given to ARGV[2]
 // under.
-const releaseSrc = lib + `
+const releaseSrc = `
 local v = redis.call('GET', KEYS[1])
-if not v or not owns(v, ARGV[1]) then
+if v == ARGV[1] then
+	if not ARGV[2] then
+		redis.call('DEL', KEYS[1])
+		return 1
+	end
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+` + mintInline + `
+	return string.format('%.0f', tok)
+end
+if v ~= ARGV[1] .. '+' then
 	return 0
 end
+` + lib + `
 local res = 1
 if redis.call('LINDEX', KEYS[3], 0) then
 	redis.call('DEL', KEYS[1])
