@@ -4,8 +4,10 @@
 //
 //	go run ./lock -rounds 6 -d 1s
 //
-// Rounds interleave the implementations, in an order rotated every round,
-// so that a noisy neighbour on the shared machine hurts all of them alike; rates are the median over rounds,
+// Rounds interleave the implementations, in an order shuffled every round,
+// so that a noisy neighbour on the shared machine hurts all of them alike;
+// every measurement starts after a full GC, so none pays for the garbage of
+// the one before (local's contended run makes a lot); rates are the median over rounds,
 // percentiles are over all samples pooled. Results go to stdout as a markdown
 // table (docs/benchmarks/lock.md has a run and the command).
 package main
@@ -15,7 +17,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -73,6 +77,7 @@ func run() error {
 		ttl       = flag.Duration("ttl", 10*time.Second, "lock TTL")
 		contended = flag.Bool("contended", true, "also run the contended measurements")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		seed      = flag.Uint64("seed", 1, "seed of the per-round shuffle of the order")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -245,13 +250,16 @@ func run() error {
 	// side) and the Redis server's main thread (meaningful for the Redis
 	// rows; it includes whatever else that Redis serves meanwhile).
 	cpu := &cpuMeter{rdb: clients[0]}
-	fmt.Printf("rounds=%d d=%v g=%d ttl=%v retry=%v (bsm, go-zero); rates: median over rounds; latencies: all samples\n\n", *rounds, *d, *g, *ttl, *retry)
+	rng := rand.New(rand.NewPCG(*seed, 0))
+	fmt.Printf("rounds=%d d=%v g=%d ttl=%v retry=%v (bsm, go-zero) seed=%d; rates: median over rounds; latencies: all samples\n\n", *rounds, *d, *g, *ttl, *retry, *seed)
 	unc := make(map[string]*result)
 	con := make(map[string]*result)
 	for r := range *rounds {
-		// Rotate the order every round, so no implementation always runs
-		// right after the same neighbour (or first, on a cold machine).
-		order := append(slices.Clone(impls[r%len(impls):]), impls[:r%len(impls)]...)
+		// Shuffle the order every round, so no implementation always
+		// runs right after the same neighbour (rotating it did not: the
+		// neighbours stayed), or first, on a cold machine.
+		order := slices.Clone(impls)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, im := range order {
 			key := fmt.Sprintf("%d-%d-%s", time.Now().UnixNano(), r, strings.Fields(im.name)[0])
 			res, err := measure(im, key+"-u", 1, *d, cpu)
@@ -388,6 +396,7 @@ func measure(im impl, key string, g int, d time.Duration, cpu *cpuMeter) (*resul
 		})
 	}
 	warm.Wait()
+	runtime.GC()
 	c0, s0 := cpu.read()
 	start := time.Now()
 	deadline = start.Add(d)
