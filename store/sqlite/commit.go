@@ -142,7 +142,7 @@ func (s *Store) run() {
 		select {
 		case o := <-s.queue:
 			batch = s.fill(append(batch[:0], o))
-			if busy && linger != nil && len(batch) < s.maxBatch {
+			if busy && linger != nil && len(batch) < lingerBelow(s.maxBatch) {
 				batch = s.gather(batch, linger)
 			}
 			busy = len(batch) > 1
@@ -177,6 +177,12 @@ func (s *Store) fill(batch []*op) []*op {
 	return batch
 }
 
+// lingerBelow is the batch size from which a commit no longer lingers: a
+// batch that large already shares its commit widely, and when the writer
+// is the bottleneck (batches grow with its backlog) the linger would only
+// lengthen every cycle.
+func lingerBelow(maxBatch int) int { return max(1, maxBatch/4) }
+
 // gather waits up to the store's linger for more writes to join batch, and
 // returns as soon as it is full or the store is closing. The writer calls
 // it only while writes are arriving concurrently (the last batch carried
@@ -188,17 +194,17 @@ func (s *Store) fill(batch []*op) []*op {
 func (s *Store) gather(batch []*op, t *time.Timer) []*op {
 	t.Reset(s.linger)
 	defer t.Stop()
-	for len(batch) < s.maxBatch {
+	for len(batch) < lingerBelow(s.maxBatch) {
 		select {
 		case o := <-s.queue:
 			batch = append(batch, o)
 		case <-t.C:
-			return batch
+			return s.fill(batch)
 		case <-s.quit:
 			return batch
 		}
 	}
-	return batch
+	return s.fill(batch) // whatever else is already queued, up to maxBatch
 }
 
 // commit runs batch in one transaction, each op inside its own savepoint,

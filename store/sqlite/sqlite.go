@@ -113,10 +113,12 @@ func WithMaxBatch(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // WithCommitLinger lets a commit wait up to d for more writes to join it,
 // but only while writes arrive concurrently (the previous commit carried
-// more than one): under load, fewer and fuller commits cost the writer less
-// CPU per write (each commit writes the WAL frames of its pages and
-// fsyncs), for at most d more latency per write; a lone write is never
-// delayed. Zero (the default) commits as soon as the writer is free.
+// more than one) and its batch is still small (under a quarter of the max
+// batch): under load, fewer and fuller commits cost the writer less CPU per
+// write (each commit writes the WAL frames of its pages and fsyncs), for at
+// most d more latency per write; a lone write is never delayed, and a
+// backlog is not slowed down. Zero (the default) commits as soon as the
+// writer is free.
 func WithCommitLinger(d time.Duration) Option { return func(c *config) { c.linger = d } }
 
 // WithReadConns sizes the pool of read connections.
