@@ -35,7 +35,7 @@ func newRunner(cfg Config) *runner {
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	r := &runner{cfg: cfg, runID: hex.EncodeToString(id[:]), advSeen: map[string]bool{},
-		col: newCollector(), watch: newWatchSet(cfg.WatchMax), labels: newLabelQueue(maxLabelQueue)}
+		col: newCollector(), watch: newWatchSet(cfg.WatchMax, cfg.Watch == WatchList), labels: newLabelQueue(maxLabelQueue)}
 	prefix := cfg.UserPrefix
 	if prefix == "" {
 		prefix = "lg" + r.runID

@@ -51,11 +51,13 @@ type watchSet struct {
 	max  int
 	wake chan struct{}
 	byID map[string]*watched
-	fifo []*watched
+	fifo []*watched // only when ordered
+	// ordered keeps fifo, for the lister (watch mode list).
+	ordered bool
 }
 
-func newWatchSet(max int) *watchSet {
-	return &watchSet{max: max, wake: make(chan struct{}, 1), byID: map[string]*watched{}}
+func newWatchSet(max int, ordered bool) *watchSet {
+	return &watchSet{max: max, wake: make(chan struct{}, 1), byID: map[string]*watched{}, ordered: ordered}
 }
 
 // add starts watching w; it reports false when the set is full.
@@ -67,7 +69,23 @@ func (s *watchSet) add(w *watched) bool {
 	}
 	heap.Push(&s.h, w)
 	s.byID[w.id] = w
-	s.fifo = append(s.fifo, w)
+	if s.ordered {
+		if len(s.fifo) >= 2*len(s.byID)+64 {
+			// Finished orders behind an unfinished one stay in fifo until
+			// it finishes; drop them now and then, so fifo stays within
+			// twice the orders watched even behind an order that is never
+			// decided.
+			live := s.fifo[:0]
+			for _, x := range s.fifo {
+				if !x.finished {
+					live = append(live, x)
+				}
+			}
+			clear(s.fifo[len(live):])
+			s.fifo = live
+		}
+		s.fifo = append(s.fifo, w)
+	}
 	s.mu.Unlock()
 	s.signal()
 	return true
