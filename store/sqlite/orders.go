@@ -44,12 +44,30 @@ func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderfl
 		}
 		row = &e
 	}
+	// Everything JSON is encoded here, before the write is queued: the
+	// writer runs every write of the process one after another, so what
+	// can be done outside it is not done in it.
+	items, err := encodeItems(stored.Items)
+	if err != nil {
+		return nil, false, err
+	}
+	var headers, snapshot []byte
+	if row != nil {
+		if headers, err = encodeHeaders(row.Headers); err != nil {
+			return nil, false, err
+		}
+	}
+	if key != nil {
+		if snapshot, err = json.Marshal(stored); err != nil {
+			return nil, false, orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode idempotent response")
+		}
+	}
 	var (
 		answer *orderflow.Order
 		replay bool
 		seq    int64
 	)
-	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		w := s.w(tx)
 		if key != nil {
 			prior, err := s.checkKey(ctx, w, key)
@@ -58,17 +76,17 @@ func (s *Store) CreateOrder(ctx context.Context, o *orderflow.Order, ev *orderfl
 				return err
 			}
 		}
-		if err := insertOrder(ctx, w, stored); err != nil {
+		if err := insertOrder(ctx, w, stored, items); err != nil {
 			return err
 		}
 		if row != nil {
 			var err error
-			if seq, err = insertEvent(ctx, w, row); err != nil {
+			if seq, err = insertEvent(ctx, w, row, headers); err != nil {
 				return err
 			}
 		}
 		if key != nil {
-			if err := s.insertKey(ctx, w, key, stored); err != nil {
+			if err := s.insertKey(ctx, w, key, stored.ID, snapshot); err != nil {
 				return err
 			}
 		}
@@ -114,33 +132,49 @@ func (s *Store) checkKey(ctx context.Context, tx runner, key *orderflow.Idempote
 	return &o, nil
 }
 
-func (s *Store) insertKey(ctx context.Context, tx runner, key *orderflow.IdempotencyKey, o *orderflow.Order) error {
-	snapshot, err := json.Marshal(o)
-	if err != nil {
-		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode idempotent response")
-	}
+// insertKey records key for the order orderID, answered with snapshot (the
+// order's JSON).
+func (s *Store) insertKey(ctx context.Context, tx runner, key *orderflow.IdempotencyKey, orderID string, snapshot []byte) error {
 	now := s.Now()
 	expires := key.ExpiresAt
 	if expires.IsZero() {
 		expires = now.Add(idempotencyTTL)
 	}
-	_, err = tx.ExecContext(ctx, qInsertKey, key.Key, key.RequestHash, o.ID, string(snapshot), nanos(now), nanos(expires))
+	_, err := tx.ExecContext(ctx, qInsertKey, key.Key, key.RequestHash, orderID, string(snapshot), nanos(now), nanos(expires))
 	if err != nil {
 		return dbErr(ctx, err, "insert idempotency key")
 	}
 	return nil
 }
 
-func insertOrder(ctx context.Context, tx runner, o *orderflow.Order) error {
-	items, err := json.Marshal(o.Items)
+// encodeItems is the items column: a JSON array, [] for none.
+func encodeItems(items []orderflow.Item) ([]byte, error) {
+	if items == nil {
+		return []byte("[]"), nil
+	}
+	b, err := json.Marshal(items)
 	if err != nil {
-		return orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode items")
+		return nil, orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode items")
 	}
-	if o.Items == nil {
-		items = []byte("[]")
+	return b, nil
+}
+
+// encodeHeaders is the outbox's headers column: a JSON object, {} for none.
+func encodeHeaders(h map[string]string) ([]byte, error) {
+	if len(h) == 0 {
+		return []byte("{}"), nil
 	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode event headers")
+	}
+	return b, nil
+}
+
+// insertOrder inserts o with its items column already encoded.
+func insertOrder(ctx context.Context, tx runner, o *orderflow.Order, items []byte) error {
 	rd, rs, rm, ra := riskArgs(o.Risk)
-	_, err = tx.ExecContext(ctx, qInsertOrder,
+	_, err := tx.ExecContext(ctx, qInsertOrder,
 		o.ID, o.UserID, o.AmountMinor, o.Currency, o.Region, string(items), o.Internal, o.IP, o.DeviceID,
 		string(o.Status), o.Version, rd, rs, rm, ra, nanos(o.CreatedAt), nanos(o.UpdatedAt))
 	if isUniqueViolation(err) {
@@ -152,15 +186,9 @@ func insertOrder(ctx context.Context, tx runner, o *orderflow.Order) error {
 	return nil
 }
 
-// insertEvent appends e to the outbox and returns its seq.
-func insertEvent(ctx context.Context, tx runner, e *orderflow.Event) (int64, error) {
-	headers := []byte("{}")
-	if len(e.Headers) > 0 {
-		var err error
-		if headers, err = json.Marshal(e.Headers); err != nil {
-			return 0, orderflow.Wrap(orderflow.EInternal, err, "sqlite: encode event headers")
-		}
-	}
+// insertEvent appends e, with its headers column already encoded, to the
+// outbox and returns its seq.
+func insertEvent(ctx context.Context, tx runner, e *orderflow.Event, headers []byte) (int64, error) {
 	payload := e.Payload
 	if payload == nil {
 		payload = []byte{}
