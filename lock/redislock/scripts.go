@@ -103,9 +103,10 @@ func luaString(s string) string {
 // from 0, and a value below seedMin makes the script start it over at twice
 // the server's clock in µs (TIME) instead, keeping its lowest bit. Tokens
 // therefore only go back if, before the counter was lost, more locks were
-// taken than µs had passed since it started (more than one Acquire per µs on
-// one lock name, sustained: Redis runs one script at a time and each takes
-// several µs), or if the server's clock stepped back by more than the restart
+// taken (or fast tries found the lock free while somebody was queued, which
+// also adds 2) than µs had passed since it started (more than one Acquire
+// per µs on one lock name, sustained: Redis runs one script at a time and
+// each takes several µs), or if the server's clock stepped back by more than the restart
 // took. TIME is the server's clock, so clients' clocks never matter. The
 // values stay below 2^53 (until the year 2112), where Lua's doubles are
 // still exact integers.
