@@ -78,6 +78,7 @@ func run() error {
 		contended = flag.Bool("contended", true, "also run the contended measurements")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		seed      = flag.Uint64("seed", 1, "seed of the per-round shuffle of the order")
+		verbose   = flag.Bool("v", false, "print every measurement to stderr as it ends")
 	)
 	flag.Parse()
 	if *cpuprof != "" {
@@ -267,6 +268,9 @@ func run() error {
 				return fmt.Errorf("%s uncontended: %w", im.name, err)
 			}
 			merge(unc, im.name, res)
+			if *verbose {
+				fmt.Fprintf(os.Stderr, "round %d %-40s uncontended %8.0f/s\n", r, im.name, res.rates[0])
+			}
 			if !*contended {
 				continue
 			}
@@ -275,6 +279,9 @@ func run() error {
 				return fmt.Errorf("%s contended: %w", im.name, err)
 			}
 			merge(con, im.name, res)
+			if *verbose {
+				fmt.Fprintf(os.Stderr, "round %d %-40s contended   %8.0f/s\n", r, im.name, res.rates[0])
+			}
 		}
 	}
 	// Our token keys never expire (by design); the peers' keys are gone
