@@ -39,35 +39,39 @@ func benchCtx(b *testing.B) context.Context {
 	return ctx
 }
 
-func BenchmarkCycleOurs(b *testing.B) {
-	rdb := benchRedis(b)
-	l := redislock.New(rdb, "bench:")
-	defer l.Close()
-	ctx := benchCtx(b)
-	key := "cycle-" + time.Now().Format(time.RFC3339Nano)
-	defer rdb.Del(ctx, l.LockKey(key)+":token")
-	for b.Loop() {
+// acquireFunc takes key and returns how to release it.
+type acquireFunc func(ctx context.Context, key string) (func(context.Context) error, error)
+
+func ours(l *redislock.Locker) acquireFunc {
+	return func(ctx context.Context, key string) (func(context.Context) error, error) {
 		le, err := l.Acquire(ctx, key, 10*time.Second)
 		if err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
-		if err := le.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
+		return le.Release, nil
 	}
 }
 
-func BenchmarkCycleBsm(b *testing.B) {
-	c := bsm.New(benchRedis(b))
-	ctx := benchCtx(b)
-	key := "bench:cycle-bsm-" + time.Now().Format(time.RFC3339Nano)
+func bsmLock(c *bsm.Client) acquireFunc {
 	opt := &bsm.Options{RetryStrategy: bsm.LinearBackoff(10 * time.Millisecond)}
-	for b.Loop() {
+	return func(ctx context.Context, key string) (func(context.Context) error, error) {
 		l, err := c.Obtain(ctx, key, 10*time.Second, opt)
+		if err != nil {
+			return nil, err
+		}
+		return l.Release, nil
+	}
+}
+
+// cycles is the timed loop: take and release key, uncontended.
+func cycles(b *testing.B, key string, acquire acquireFunc) {
+	ctx := benchCtx(b)
+	for b.Loop() {
+		release, err := acquire(ctx, key)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := l.Release(ctx); err != nil {
+		if err := release(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,13 +80,13 @@ func BenchmarkCycleBsm(b *testing.B) {
 // contend takes and releases key from g goroutines at once, n times each,
 // through acquire: afterwards the client's pool has about g connections and
 // our Locker a subscription, as after the table's contended section.
-func contend(b *testing.B, g, n int, acquire func(context.Context) (func(context.Context) error, error)) {
+func contend(b *testing.B, g, n int, key string, acquire acquireFunc) {
 	ctx := benchCtx(b)
 	var wg sync.WaitGroup
 	for range g {
 		wg.Go(func() {
 			for range n {
-				release, err := acquire(ctx)
+				release, err := acquire(ctx, key)
 				if err != nil {
 					b.Error(err)
 					return
@@ -94,51 +98,33 @@ func contend(b *testing.B, g, n int, acquire func(context.Context) (func(context
 	wg.Wait()
 }
 
+func stamp() string { return time.Now().Format(time.RFC3339Nano) }
+
+func BenchmarkCycleOurs(b *testing.B) {
+	rdb := benchRedis(b)
+	l := redislock.New(rdb, "bench:")
+	defer l.Close()
+	key := "cycle-" + stamp()
+	defer rdb.Del(context.Background(), l.LockKey(key)+":token")
+	cycles(b, key, ours(l))
+}
+
+func BenchmarkCycleBsm(b *testing.B) {
+	cycles(b, "bench:cycle-bsm-"+stamp(), bsmLock(bsm.New(benchRedis(b))))
+}
+
 func BenchmarkCycleOursAfterContention(b *testing.B) {
 	rdb := benchRedis(b)
 	l := redislock.New(rdb, "bench:")
 	defer l.Close()
-	contend(b, 8, 50, func(ctx context.Context) (func(context.Context) error, error) {
-		le, err := l.Acquire(ctx, "cycle-contended-"+b.Name(), 10*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		return le.Release, nil
-	})
-	ctx := benchCtx(b)
-	key := "cycle-" + time.Now().Format(time.RFC3339Nano)
-	defer rdb.Del(ctx, l.LockKey(key)+":token", l.LockKey("cycle-contended-"+b.Name())+":token")
-	b.ResetTimer()
-	for b.Loop() {
-		le, err := l.Acquire(ctx, key, 10*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := le.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	hot, key := "cycle-contended-"+b.Name(), "cycle-"+stamp()
+	defer rdb.Del(context.Background(), l.LockKey(key)+":token", l.LockKey(hot)+":token")
+	contend(b, 8, 50, hot, ours(l))
+	cycles(b, key, ours(l))
 }
 
 func BenchmarkCycleBsmAfterContention(b *testing.B) {
-	c := bsm.New(benchRedis(b))
-	opt := &bsm.Options{RetryStrategy: bsm.LinearBackoff(10 * time.Millisecond)}
-	contend(b, 8, 50, func(ctx context.Context) (func(context.Context) error, error) {
-		l, err := c.Obtain(ctx, "bench:cycle-bsm-contended", 10*time.Second, opt)
-		if err != nil {
-			return nil, err
-		}
-		return l.Release, nil
-	})
-	ctx := benchCtx(b)
-	key := "bench:cycle-bsm-" + time.Now().Format(time.RFC3339Nano)
-	for b.Loop() {
-		l, err := c.Obtain(ctx, key, 10*time.Second, opt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Release(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	acquire := bsmLock(bsm.New(benchRedis(b)))
+	contend(b, 8, 50, "bench:cycle-bsm-contended", acquire)
+	cycles(b, "bench:cycle-bsm-"+stamp(), acquire)
 }
