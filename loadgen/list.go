@@ -42,16 +42,7 @@ type listPage struct {
 
 // list runs listOnce every ListEvery until ctx ends.
 func (r *runner) list(ctx context.Context) {
-	t := time.NewTicker(r.cfg.ListEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.listOnce(ctx)
-	}
+	every(ctx, r.cfg.ListEvery, func() { r.listOnce(ctx) })
 }
 
 // listOnce pages back from the newest order until it has covered the

@@ -22,14 +22,7 @@ func IsTerminal(w any) bool {
 // printProgress writes a progress line every ProgressEvery until ctx ends.
 func (r *runner) printProgress(ctx context.Context) {
 	start := time.Now()
-	t := time.NewTicker(r.cfg.ProgressEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, r.cfg.ProgressEvery, func() {
 		line := formatProgress(time.Since(start), r.col.progress(), r.watch.active())
 		if r.cfg.TTY {
 			// Pad so a shorter line fully covers the one before.
@@ -37,6 +30,20 @@ func (r *runner) printProgress(ctx context.Context) {
 		} else {
 			fmt.Fprintln(r.cfg.Progress, line)
 		}
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f()
 	}
 }
 
