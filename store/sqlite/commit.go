@@ -220,9 +220,6 @@ func (s *Store) commit(batch []*op) {
 		s.abort(batch, results, nil, fmt.Errorf("begin: %w", err))
 		return
 	}
-	if s.batchStmts == nil {
-		s.batchStmts = stmts{}
-	}
 	clear(s.batchStmts) // the last transaction's wrappers were closed by its end
 	s.batchTx = tx
 	defer func() { s.batchTx = nil }()

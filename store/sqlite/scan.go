@@ -28,33 +28,43 @@ func nullNanos(n sql.NullInt64) time.Time {
 const orderCols = `id, user_id, amount_minor, currency, region, items, internal, ip, device_id,
 	status, version, risk_decision, risk_score, risk_model_version, risk_decided_at, created_at, updated_at`
 
+// riskCols are the scan targets of the four nullable risk columns, in
+// their order in orderCols (the inverse of riskArgs).
+type riskCols struct {
+	decision, model sql.NullString
+	score           sql.NullFloat64
+	decidedAt       sql.NullInt64
+}
+
+func (c *riskCols) risk() *orderflow.Risk {
+	if !c.decision.Valid {
+		return nil
+	}
+	return &orderflow.Risk{
+		Decision:     orderflow.Decision(c.decision.String),
+		Score:        c.score.Float64,
+		ModelVersion: c.model.String,
+		DecidedAt:    nullNanos(c.decidedAt),
+	}
+}
+
 // scanOrder reads one row of orderCols.
 func scanOrder(sc interface{ Scan(...any) error }) (*orderflow.Order, error) {
 	var (
 		o                orderflow.Order
 		items            string
 		status           string
-		decision, model  sql.NullString
-		score            sql.NullFloat64
-		decidedAt        sql.NullInt64
+		rc               riskCols
 		created, updated int64
 	)
 	if err := sc.Scan(&o.ID, &o.UserID, &o.AmountMinor, &o.Currency, &o.Region, &items, &o.Internal,
-		&o.IP, &o.DeviceID, &status, &o.Version, &decision, &score, &model, &decidedAt, &created, &updated); err != nil {
+		&o.IP, &o.DeviceID, &status, &o.Version, &rc.decision, &rc.score, &rc.model, &rc.decidedAt, &created, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(items), &o.Items); err != nil {
 		return nil, err
 	}
-	o.Status = orderflow.Status(status)
-	if decision.Valid {
-		o.Risk = &orderflow.Risk{
-			Decision:     orderflow.Decision(decision.String),
-			Score:        score.Float64,
-			ModelVersion: model.String,
-			DecidedAt:    nullNanos(decidedAt),
-		}
-	}
+	o.Status, o.Risk = orderflow.Status(status), rc.risk()
 	o.CreatedAt, o.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return &o, nil
 }
@@ -62,13 +72,7 @@ func scanOrder(sc interface{ Scan(...any) error }) (*orderflow.Order, error) {
 // loadOrder returns the order id, or not_found.
 func loadOrder(ctx context.Context, q runner, id string) (*orderflow.Order, error) {
 	o, err := scanOrder(q.QueryRowContext(ctx, qOrderByID, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
-	}
-	if err != nil {
-		return nil, dbErr(ctx, err, "load order")
-	}
-	return o, nil
+	return o, loadErr(ctx, err, id)
 }
 
 // loadOrderState returns the order id with only the fields that applying
@@ -76,26 +80,28 @@ func loadOrder(ctx context.Context, q runner, id string) (*orderflow.Order, erro
 // UpdatedAt), or not_found.
 func loadOrderState(ctx context.Context, q runner, id string) (*orderflow.Order, error) {
 	var (
-		status          string
-		decision, model sql.NullString
-		score           sql.NullFloat64
-		decidedAt       sql.NullInt64
-		updated         int64
+		status  string
+		rc      riskCols
+		updated int64
 	)
 	o := &orderflow.Order{ID: id}
-	err := q.QueryRowContext(ctx, qOrderStateByID, id).Scan(&status, &o.Version, &decision, &score, &model, &decidedAt, &updated)
+	err := q.QueryRowContext(ctx, qOrderStateByID, id).Scan(&status, &o.Version, &rc.decision, &rc.score, &rc.model, &rc.decidedAt, &updated)
+	if err != nil {
+		return nil, loadErr(ctx, err, id)
+	}
+	o.Status, o.Risk, o.UpdatedAt = orderflow.Status(status), rc.risk(), fromNanos(updated)
+	return o, nil
+}
+
+// loadErr maps a failed load of order id: no row is not_found.
+func loadErr(ctx context.Context, err error, id string) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
+		return orderflow.Errorf(orderflow.ENotFound, "order %s not found", id)
 	}
 	if err != nil {
-		return nil, dbErr(ctx, err, "load order")
+		return dbErr(ctx, err, "load order")
 	}
-	o.Status, o.UpdatedAt = orderflow.Status(status), fromNanos(updated)
-	if decision.Valid {
-		o.Risk = &orderflow.Risk{Decision: orderflow.Decision(decision.String), Score: score.Float64,
-			ModelVersion: model.String, DecidedAt: nullNanos(decidedAt)}
-	}
-	return o, nil
+	return nil
 }
 
 // riskArgs returns the four nullable risk columns of r.

@@ -201,6 +201,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		rstmts:       rstmts,
 		writeDB:      wdb,
 		wstmts:       wstmts,
+		batchStmts:   stmts{},
 		queue:        make(chan *op, cfg.queueSize),
 		maxBatch:     cfg.maxBatch,
 		linger:       cfg.linger,
