@@ -148,6 +148,15 @@ func (sc *scanner) str() []byte {
 	}
 }
 
+// num skips a number and returns its literal.
+func (sc *scanner) num() []byte {
+	start := sc.i
+	for sc.i < len(sc.b) && strings.IndexByte("+-0123456789.eE", sc.b[sc.i]) >= 0 {
+		sc.i++
+	}
+	return sc.b[start:sc.i]
+}
+
 // unquote decodes a raw JSON string as encoding/json does (escapes, and
 // invalid UTF-8 replaced by U+FFFD).
 func unquote(raw []byte) string {
@@ -265,11 +274,7 @@ func (sc *scanner) value(f *field, path string) error {
 			}
 		}
 	default: // a number
-		start := sc.i
-		for sc.i < len(sc.b) && strings.IndexByte("+-0123456789.eE", sc.b[sc.i]) >= 0 {
-			sc.i++
-		}
-		lit := string(sc.b[start:sc.i])
+		lit := string(sc.num())
 		switch f.kind {
 		case kNumber:
 			if _, err := strconv.ParseFloat(lit, 64); err != nil {
@@ -374,19 +379,17 @@ func decodeItems(raw []byte) []orderflow.Item {
 			sc.ws()
 			sc.i++ // ':'
 			sc.ws()
-			start := sc.i
+			var raw []byte
 			if sc.b[sc.i] == '"' {
-				sc.str()
+				raw = sc.str()
 			} else {
-				for sc.i < len(sc.b) && strings.IndexByte("+-0123456789.eE", sc.b[sc.i]) >= 0 {
-					sc.i++
-				}
+				raw = sc.num()
 			}
 			switch key {
 			case "sku":
-				it.SKU = unquote(sc.b[start:sc.i])
+				it.SKU = unquote(raw)
 			case "qty":
-				it.Qty, _ = strconv.ParseInt(string(sc.b[start:sc.i]), 10, 64)
+				it.Qty, _ = strconv.ParseInt(string(raw), 10, 64)
 			}
 			sc.ws()
 			if sc.b[sc.i] == ',' {
