@@ -50,14 +50,18 @@ type watchSet struct {
 	busy int // taken by a poller and not yet put back or done
 	max  int
 	wake chan struct{}
-	byID map[string]*watched
-	fifo []*watched // only when ordered
-	// ordered keeps fifo, for the lister (watch mode list).
+	byID map[string]*watched // only when ordered
+	fifo []*watched          // only when ordered
+	// ordered keeps byID and fifo, for the lister (watch mode list).
 	ordered bool
 }
 
 func newWatchSet(max int, ordered bool) *watchSet {
-	return &watchSet{max: max, wake: make(chan struct{}, 1), byID: map[string]*watched{}, ordered: ordered}
+	s := &watchSet{max: max, wake: make(chan struct{}, 1), ordered: ordered}
+	if ordered {
+		s.byID = map[string]*watched{}
+	}
+	return s
 }
 
 // add starts watching w; it reports false when the set is full.
@@ -68,8 +72,8 @@ func (s *watchSet) add(w *watched) bool {
 		return false
 	}
 	heap.Push(&s.h, w)
-	s.byID[w.id] = w
 	if s.ordered {
+		s.byID[w.id] = w
 		if len(s.fifo) >= 2*len(s.byID)+64 {
 			// Finished orders behind an unfinished one stay in fifo until
 			// it finishes; drop them now and then, so fifo stays within
