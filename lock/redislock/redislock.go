@@ -38,7 +38,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -98,19 +97,8 @@ func (l *Locker) Close() error {
 func (l *Locker) LockKey(key string) string { return l.prefix + "{" + key + "}" }
 
 func (l *Locker) keys(key string) []string {
-	// One string holds all four: a cycle allocates it once.
-	var b strings.Builder
-	n := len(l.prefix) + len(key) + 2
-	b.Grow(4*n + len(":token:queue:due"))
-	for _, suffix := range []string{"", ":token", ":queue", ":due"} {
-		b.WriteString(l.prefix)
-		b.WriteByte('{')
-		b.WriteString(key)
-		b.WriteByte('}')
-		b.WriteString(suffix)
-	}
-	all := b.String()
-	return []string{all[:n], all[n : 2*n+6], all[2*n+6 : 3*n+12], all[3*n+12:]}
+	k := l.LockKey(key)
+	return []string{k, k + ":token", k + ":queue", k + ":due"}
 }
 
 // keySet is the keys of one lock name, and what the fast scripts pass with
