@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,72 +80,42 @@ func (c *consumer) flush(batch []*entry) {
 	c.mu.Unlock()
 }
 
-// writeAcks runs the ack script once per partition of batch, pipelined.
+// writeAcks writes the acks and done markers of batch with ackScript: one
+// call for the whole batch off a cluster, one per partition on a cluster
+// (a script's keys must share a slot), pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	// Per partition: ARGV is group, ttl, k, r, the r refreshed ids, pubTTL,
-	// the k marked event ids, then every entry id (see ackScript).
-	type part struct {
-		keys                []string
-		marks, ids, refresh []any
-	}
-	now := time.Now()
-	// The bucket lives DedupTTL past the end of its window.
-	ttl := strconv.FormatInt(int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second)+1, 10)
-	bucket := now.UnixNano() / int64(c.b.bucketWidth())
-	_, _, pubTTL := c.b.pubKeys(0, now)
-	// Published longer than DedupTTL ago (by its entry id): refresh the
-	// published id with the marker (see Bus.pubKeep).
-	old := now.Add(-c.cfg.DedupTTL).UnixMilli()
-	parts := make([]*part, len(c.b.streams))
+	type part struct{ marks, ids []any }
+	parts := make([]part, len(c.b.streams))
 	for _, e := range batch {
-		pt := parts[e.part]
-		if pt == nil {
-			pt = &part{keys: []string{c.b.streams[e.part], c.b.doneKey(e.part, c.group, bucket), ""}}
-			pt.keys[2], _, _ = c.b.pubKeys(e.part, now)
-			parts[e.part] = pt
-		}
+		pt := &parts[e.part]
 		if e.mark {
 			pt.marks = append(pt.marks, e.ev.ID)
-			if ms, _, ok := parseID(e.id); !ok || ms < old {
-				pt.refresh = append(pt.refresh, e.ev.ID)
-			}
 		}
 		pt.ids = append(pt.ids, e.id)
 	}
+	now := time.Now()
+	keys := c.done.get(now)
+	// The bucket lives DedupTTL past the end of its window.
+	ttl := int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second) + 1
+	var calls []scriptCall
+	for p := range parts {
+		pt := &parts[p]
+		if len(pt.ids) == 0 {
+			continue
+		}
+		if c.b.cluster || len(calls) == 0 {
+			calls = append(calls, scriptCall{args: []any{c.group, ttl}})
+		}
+		cl := &calls[len(calls)-1]
+		cl.keys = append(cl.keys, c.b.streams[p], keys[p][0])
+		cl.args = append(cl.args, len(pt.marks), len(pt.ids))
+		cl.args = append(cl.args, pt.marks...)
+		cl.args = append(cl.args, pt.ids...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	run := func(eval func(pipe redis.Pipeliner, keys []string, args []any)) error {
-		pipe := c.b.rdb.Pipeline()
-		for _, pt := range parts {
-			if pt == nil {
-				continue
-			}
-			args := make([]any, 0, 5+len(pt.refresh)+len(pt.marks)+len(pt.ids))
-			args = append(args, c.group, ttl, len(pt.marks), len(pt.refresh))
-			args = append(args, pt.refresh...)
-			args = append(args, int64(pubTTL/time.Second))
-			args = append(args, pt.marks...)
-			args = append(args, pt.ids...)
-			eval(pipe, pt.keys, args)
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	err := run(func(pipe redis.Pipeliner, keys []string, args []any) {
-		ackScript.EvalSha(ctx, pipe, keys, args...)
-	})
-	if err != nil && isNoScript(err) {
-		// Redis restarted or flushed its scripts: send the body once,
-		// which also caches it again.
-		err = run(func(pipe redis.Pipeliner, keys []string, args []any) {
-			ackScript.Eval(ctx, pipe, keys, args...)
-		})
-	}
+	_, err := evalAll(ctx, c.b.rdb, ackScript, calls)
 	return err
-}
-
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // runScript runs s with EVALSHA, falling back to EVAL once.
@@ -223,32 +192,26 @@ func (c *consumer) keepAlive() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	type call struct {
-		part int
-		cmd  *redis.Cmd
-	}
-	var calls []call
-	pipe := c.b.rdb.Pipeline()
+	var calls []scriptCall
+	var parts []int // parts[i]: the partition of calls[i]
 	for p, ids := range byPart {
 		for len(ids) > 0 {
 			n := min(len(ids), keepAliveChunk)
-			args := append([]any{c.group, c.name, 0}, ids[:n]...)
-			calls = append(calls, call{p, touchScript.EvalSha(ctx, pipe, []string{c.b.streams[p]}, args...)})
+			calls = append(calls, scriptCall{keys: []string{c.b.streams[p]}, args: append([]any{c.group, c.name, 0}, ids[:n]...)})
+			parts = append(parts, p)
 			ids = ids[n:]
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		if isNoScript(err) {
-			return touchScript.Load(ctx, c.b.rdb).Err() // next round succeeds
-		}
+	cmds, err := evalAll(ctx, c.b.rdb, touchScript, calls)
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, cl := range calls {
-		lost, _ := cl.cmd.StringSlice()
+	for i, cmd := range cmds {
+		lost, _ := cmd.StringSlice()
 		for _, id := range lost {
-			if e := c.held[heldKey{cl.part, id}]; e != nil {
+			if e := c.held[heldKey{parts[i], id}]; e != nil {
 				e.lost = true // still queued: it is not ours to handle any more
 			}
 		}

@@ -422,14 +422,12 @@ func TestKeysShareHashTag(t *testing.T) {
 			kinds["done"] = true
 		case strings.HasSuffix(k, ":dead"):
 			kinds["dead"] = true
-		case strings.Contains(k, ":pub:"):
-			kinds["pub"] = true
 		default:
 			kinds["stream"] = true
 		}
 	}
-	if len(kinds) != 4 {
-		t.Errorf("saw key kinds %v, want stream, dead, done and pub", kinds)
+	if len(kinds) != 3 {
+		t.Errorf("saw key kinds %v, want stream, dead and done", kinds)
 	}
 }
 
@@ -525,98 +523,5 @@ func TestPublishInvalid(t *testing.T) {
 				t.Errorf("Publish = %v, want invalid_argument", err)
 			}
 		})
-	}
-}
-
-// firsts returns, per entry of the event's partition in stream order,
-// whether it carries the first-publication flag.
-func firsts(t *testing.T, rdb *redis.Client, b *redisstream.Bus, ev orderflow.Event) []bool {
-	t.Helper()
-	var out []bool
-	ms, err := rdb.XRange(context.Background(), b.Stream(b.Partition(ev.OrderID)), "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if redisstream.EventOf(m).ID == ev.ID {
-			out = append(out, m.Values["first"] == "1")
-		}
-	}
-	return out
-}
-
-// The dedup check is skipped only for an event's first publication in a
-// small call: a publication again (also in the same Publish call) is not
-// flagged, so it is checked against the done markers.
-func TestOnlyFirstPublicationSkipsCheck(t *testing.T) {
-	rdb, _, b := setup(t, "risk")
-	a, c := bustest.Event("a", 0), bustest.Event("c", 0)
-	publish(t, b, a)
-	publish(t, b, a, c, c)
-	// A large call appends without the flag (its consumers check), and
-	// records its ids: a small call publishing one again is not first.
-	big := bustest.Events("big", 40, 40)
-	publish(t, b, big...)
-	publish(t, b, big[0])
-	for _, tc := range []struct {
-		ev   orderflow.Event
-		want []bool
-	}{
-		{a, []bool{true, false}},
-		{c, []bool{true, false}},
-		{big[0], []bool{false, false}},
-		{big[1], []bool{false}},
-	} {
-		if got := firsts(t, rdb, b, tc.ev); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Errorf("%s: first flags %v, want %v", tc.ev.ID, got, tc.want)
-		}
-	}
-}
-
-// An entry acknowledged more than DedupTTL after its publication puts its
-// event id back into the published ids, so the id outlives its done
-// marker and a later publication is still checked.
-func TestLateAckRefreshesPublishedID(t *testing.T) {
-	rdb := MustClient(t)
-	cfg := testConfig(MustPrefix(t, rdb))
-	cfg.DedupTTL = time.Second
-	b := redisstream.New(rdb, cfg)
-	ev := bustest.Event("late", 0)
-	publish(t, b, ev)
-	ctx := context.Background()
-	pubs, err := rdb.Keys(ctx, b.Stream(b.Partition(ev.OrderID))+":pub:*").Result()
-	if err != nil || len(pubs) != 1 {
-		t.Fatalf("published-id sets %v (%v), want one", pubs, err)
-	}
-	pub := pubs[0]
-	if err := rdb.SRem(ctx, pub, ev.ID).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(cfg.DedupTTL + 100*time.Millisecond) // the entry is now older than DedupTTL
-	c := newCounter()
-	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error { c.add(d); return nil })
-	eventually(t, "handled and acked", func() bool {
-		if c.count(ev.ID) != 1 {
-			return false
-		}
-		// The generation may have turned since: any set of the partition.
-		sets, _ := rdb.Keys(ctx, b.Stream(b.Partition(ev.OrderID))+":pub:*").Result()
-		for _, k := range sets {
-			if rdb.SIsMember(ctx, k, ev.ID).Val() {
-				return true
-			}
-		}
-		return false
-	})
-	// The same order's next event comes after the republication in the
-	// stream and is handled after it.
-	after := bustest.Event("late", 1)
-	publish(t, b, ev, after)
-	if got := firsts(t, rdb, b, ev); fmt.Sprint(got) != "[true false]" {
-		t.Errorf("first flags %v, want [true false]", got)
-	}
-	eventually(t, "the next event handled", func() bool { return c.count(after.ID) == 1 })
-	if n := c.count(ev.ID); n != 1 {
-		t.Errorf("republished event handled %d times, want 1", n)
 	}
 }

@@ -26,7 +26,6 @@ type entry struct {
 	ev      orderflow.Event
 	only    string // redriven for this group only
 	bad     error  // undecodable: dead-lettered without handling
-	first   bool   // the event id's first publication: no dedup check
 	attempt int    // the delivery about to run (or running)
 	bump    bool   // record attempt in the pending list before delivering
 	mark    bool   // set the done marker with the ack
@@ -54,6 +53,7 @@ type consumer struct {
 	name  string
 	h     orderflow.Handler
 	hctx  context.Context // handlers' context: outlives Consume's by the grace
+	done  *doneKeys
 
 	ready     chan *orderQueue // orders whose head entry may run now
 	recovered chan struct{}    // closed once own pending entries were taken back
@@ -102,6 +102,7 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 	bound := cfg.MaxInFlight + cfg.BatchSize*(cfg.Partitions+1)
 	c := &consumer{
 		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx,
+		done:      &doneKeys{b: b, group: group},
 		ready:     make(chan *orderQueue, bound),
 		acks:      make(chan *entry, bound),
 		freed:     make(chan struct{}),
@@ -248,8 +249,7 @@ func (c *consumer) partOf(stream string) int {
 
 func newEntry(p int, m redis.XMessage, attempt int) *entry {
 	ev, only, err := decode(m)
-	first, _ := m.Values[fFirst].(string)
-	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt, first: first == "1"}
+	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt}
 }
 
 // waitSpace blocks while the consumer holds MaxInFlight entries; false
@@ -315,19 +315,18 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 }
 
 // doneMarked reports which entries' events the group already handled
-// (their id is in a done-marker bucket): one SMISMEMBER per partition and
-// bucket, all in one pipeline. Entries of an event's first publication
-// are not checked (no marker can exist: see publishScript), so the common
-// case costs no round trip before the handler. Plain commands, not a script: the check
-// only reads, so it needs no atomicity, and each command touches one key
-// (any slot of a cluster). When Redis fails to answer it reports none:
-// handling twice is allowed, skipping is not.
+// (their id is in a done-marker bucket of their partition): one SMISMEMBER
+// per partition and bucket, in one pipeline. Plain commands, not a script:
+// the check only reads, so it needs no atomicity, each command touches one
+// key (any slot of a cluster), and Redis spends about half the CPU on them
+// that a script spends on the same checks. When Redis fails to answer it
+// reports none: handling twice is allowed, skipping is not.
 func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	done := make([]bool, len(es))
 	byPart := make([][]int, len(c.b.streams))
 	check := false
 	for i, e := range es {
-		if e.bad == nil && !e.first && (e.only == "" || e.only == c.group) {
+		if e.bad == nil && (e.only == "" || e.only == c.group) {
 			byPart[e.part] = append(byPart[e.part], i)
 			check = true
 		}
@@ -335,7 +334,7 @@ func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	if !check {
 		return done
 	}
-	now := time.Now()
+	keys := c.done.get(time.Now())
 	type smis struct {
 		part int
 		cmd  *redis.BoolSliceCmd
@@ -350,7 +349,7 @@ func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 		for j, i := range idx {
 			ids[j] = es[i].ev.ID
 		}
-		for _, key := range c.b.doneKeys(p, c.group, now) {
+		for _, key := range keys[p] {
 			checks = append(checks, smis{p, pipe.SMIsMember(ctx, key, ids...)})
 		}
 	}
@@ -360,7 +359,7 @@ func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
 	}
 	for _, ch := range checks {
 		for j, f := range ch.cmd.Val() {
-			if f {
+			if f && j < len(byPart[ch.part]) {
 				done[byPart[ch.part][j]] = true
 			}
 		}

@@ -9,16 +9,15 @@
 // An event goes to partition xxhash64(order id) mod Config.Partitions, stream
 // "<prefix>:{p}"; one order's events therefore stay in one stream, in
 // publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
-// letters), "<prefix>:{p}:pub:<generation>" (the event ids published, see
-// Delivery) and
-// "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
-// the group handled, one per time bucket of Config.DedupTTL/4, each expiring
-// DedupTTL after its window). The braces are a cluster hash tag: a partition's keys share a slot,
-// so every Lua script here, which touches one partition's keys only, runs on
-// a cluster too. An entry's fields are the event's id, type, order id,
-// payload, creation time, outbox seq (when the publisher had one), "first"
-// on a first publication, and one
-// "h:<name>" field per header, which is how a W3C trace context crosses.
+// letters) and "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
+// the group handled, one per time bucket of Config.DedupTTL, each expiring
+// DedupTTL after its window). The braces are a cluster hash tag: a
+// partition's keys share a slot, so every Lua script call here, which
+// touches one partition's keys (or, off a cluster, several partitions'),
+// runs on a cluster too. An entry has one field, "e", the event packed
+// (id, type, order id, creation time, outbox seq, headers, payload; a W3C
+// trace context crosses as a header), and "only" when it was redriven for
+// one group.
 //
 // # Delivery
 //
@@ -37,25 +36,15 @@
 // handler succeeded, batched without a timer: whatever gathered while the
 // previous write ran, plus, while deliveries are still queued for the
 // workers and the reader has room, the acks of those, goes in one script
-// call per partition, pipelined. A delivery whose event id is already
-// marked done for the group (the relay published it again) is
-// acknowledged without calling the handler. Publish records every event id
-// in the partition's published-id sets in the script that appends the
-// entry, and flags the entry "first" when the id was not there: no group
-// can have marked a first publication done, so its delivery goes to the
-// handler with no check. Only small Publish calls (up to 16 events, an
-// idle publisher: latency) go through that script; larger ones record the
-// ids and append with plain pipelined XADDs, unflagged (XADD in Lua costs
-// Redis more per entry, and a busy consumer pays the check once per
-// large read). Every other entry (a publication again, a
-// redrive, an entry written by other code) is checked before it is queued,
-// with plain SMISMEMBERs (one per partition and bucket, one pipeline; a
-// read-only check needs no script). A published id is kept at least
-// 2 × DedupTTL (and added again by an ack later than DedupTTL after the publication), so
-// it outlives the markers of its event, and it is written before them:
-// a Redis that lost its latest writes keeps no marker without the id. The
-// marker keeps a republished
-// event from being handled twice within Config.DedupTTL.
+// call (one per partition on a cluster, pipelined). Every entry read is
+// checked against the group's done markers before it is queued (one
+// SMISMEMBER per partition read and bucket, in one pipeline); a delivery
+// whose event id is already marked done for the group (the relay or the
+// reconciler published it again) is acknowledged without calling the
+// handler. The marker keeps a republished event from being handled twice
+// for at least Config.DedupTTL, at most twice that; within one consumer, a
+// republication read before the first one's marker was written is caught
+// by a memo of the ids handled there.
 //
 // # Failures
 //

@@ -41,6 +41,16 @@ func appendPacked(b []byte, e *orderflow.Event) []byte {
 	return append(b, e.Payload...)
 }
 
+// packedSize is an upper bound of appendPacked's output for e, to size
+// a buffer.
+func packedSize(e *orderflow.Event) int {
+	n := 1 + 6*binary.MaxVarintLen64 + len(e.ID) + len(e.Type) + len(e.OrderID) + len(e.Payload)
+	for k, v := range e.Headers {
+		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	return n
+}
+
 // unpack fills e from a packed value s (appendPacked). It checks every
 // length against what is left: s comes off the network.
 func unpack(s string, e *orderflow.Event) error {

@@ -22,7 +22,6 @@ const (
 	fCreated = "created" // unix nanoseconds
 	fSeq     = "seq"     // the outbox seq, when the publisher had one
 	fOnly    = "only"    // set by Redrive: only this group handles the entry
-	fFirst   = "first"   // set by publishScript: the event id's first publication
 	fEvent   = "e"       // the whole event packed (appendPacked)
 	fHeader  = "h:"
 )
@@ -31,13 +30,18 @@ const (
 // build one huge request.
 const maxPipeline = 512
 
-// Publish appends evs to their partitions' streams, one script call per
-// partition (pipelined), in order, so one order's events keep their order. It returns once Redis
+// Publish appends evs to their partitions' streams with pipelined XADDs,
+// in order, so one order's events keep their order. It returns once Redis
 // has them all; on error some may have been appended, and publishing again
 // is safe: a consumer group acknowledges an event id it already handled
 // without calling its handler (within Config.DedupTTL). The outbox relay
 // calls it and marks its rows sent only after it returned nil.
 func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
+	for i := range evs {
+		if evs[i].ID == "" || evs[i].OrderID == "" {
+			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
+		}
+	}
 	for len(evs) > 0 {
 		n := min(len(evs), maxPipeline)
 		if err := b.publish(ctx, evs[:n]); err != nil {
@@ -48,122 +52,28 @@ func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 	return nil
 }
 
+// publish sends one pipeline of XADDs. The packed events share one
+// buffer and the commands' arguments one slice: a publisher's allocations
+// are per call, not per event, except the command itself.
 func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
+	size := 0
 	for i := range evs {
-		if evs[i].ID == "" || evs[i].OrderID == "" {
-			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
-		}
+		size += packedSize(&evs[i])
 	}
-	if len(evs) > scriptMax {
-		return b.publishPlain(ctx, evs)
-	}
-	// One publishScript call for all (on a cluster: one per partition,
-	// pipelined); either keeps each partition's events in publish order,
-	// which is all an order needs (one order, one partition). Few, large
-	// calls: each call costs Redis a fixed set-up.
-	now := time.Now()
-	_, _, ttl := b.pubKeys(0, now)
-	type call struct {
-		keys []string
-		args []any
-	}
-	var calls []*call
-	byPart := make([]*call, len(b.streams))
-	slot := make([]int, len(b.streams)) // the partition's key pair in its call
-	for i := range evs {
-		e := &evs[i]
-		p := b.Partition(e.OrderID)
-		cl := byPart[p]
-		if cl == nil {
-			if b.cluster || len(calls) == 0 {
-				cl = &call{args: append(make([]any, 0, 1+18*len(evs)), int64(ttl/time.Second))}
-				calls = append(calls, cl)
-			} else {
-				cl = calls[0]
-			}
-			byPart[p] = cl
-			slot[p] = len(cl.keys) / 3
-			cur, prev, _ := b.pubKeys(p, now)
-			cl.keys = append(cl.keys, b.streams[p], cur, prev)
-		}
-		at := len(cl.args)
-		cl.args = appendFields(append(cl.args, slot[p], e.ID, 0), e, "")
-		cl.args = append(cl.args, fFirst, "0")
-		cl.args[at+2] = len(cl.args) - at - 3
-	}
-	var cmds []*redis.Cmd
-	run := func(eval bool) error {
-		pipe := b.rdb.Pipeline()
-		cmds = cmds[:0]
-		for _, cl := range calls {
-			if eval {
-				cmds = append(cmds, publishScript.Eval(ctx, pipe, cl.keys, cl.args...))
-			} else {
-				cmds = append(cmds, publishScript.EvalSha(ctx, pipe, cl.keys, cl.args...))
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	err := run(false)
-	if err != nil {
-		// Partitions whose call found no cached script did nothing: send
-		// them the body (which caches it again); others failed for real.
-		var again []*call
-		for i, c := range cmds {
-			if isNoScript(c.Err()) {
-				again = append(again, calls[i])
-			} else if c.Err() != nil {
-				return redisErr(ctx, c.Err(), "publish")
-			}
-		}
-		if len(again) == 0 {
-			return redisErr(ctx, err, "publish")
-		}
-		calls = again
-		err = run(true)
-	}
-	if err != nil {
-		return publishErr(ctx, cmds, err)
-	}
-	return nil
-}
-
-// scriptMax is the largest Publish chunk that goes through publishScript.
-// The script saves the consumers a round trip before the handler, which
-// is what an idle bus's latency is made of; but XADD inside Lua costs
-// Redis several µs more per entry than a pipelined XADD, and a large
-// chunk means a busy publisher, whose consumers read large batches and
-// pay the check's round trip once per batch anyway.
-const scriptMax = 16
-
-// publishPlain appends evs with pipelined XADDs, without the "first"
-// flag (their consumers check the done markers), after recording their
-// ids as published: a later publication of one of them must not be
-// flagged first. The SADDs precede the XADDs in the pipeline, on the
-// node of their partition, so the ids are written before the entries.
-func (b *Bus) publishPlain(ctx context.Context, evs []orderflow.Event) error {
-	now := time.Now()
-	_, _, ttl := b.pubKeys(0, now)
-	ids := make([][]any, len(b.streams))
-	for i := range evs {
-		p := b.Partition(evs[i].OrderID)
-		ids[p] = append(ids[p], evs[i].ID)
-	}
+	buf := make([]byte, 0, size)
+	const perEvent = 5 // xadd, stream, *, field, value
+	args := make([]any, 0, perEvent*len(evs))
 	pipe := b.rdb.Pipeline()
-	for p, l := range ids {
-		if len(l) > 0 {
-			cur, _, _ := b.pubKeys(p, now)
-			pipe.SAdd(ctx, cur, l...)
-			pipe.Expire(ctx, cur, ttl)
-		}
-	}
 	for i := range evs {
 		e := &evs[i]
-		// XADD stream * fields…, built in one slice: XAddArgs would copy it.
-		args := make([]any, 0, 3+4)
-		args = append(args, "xadd", b.streams[b.Partition(e.OrderID)], "*")
-		_ = pipe.Process(ctx, redis.NewStringCmd(ctx, appendFields(args, e, "")...))
+		at := len(buf)
+		// Earlier events keep their bytes if buf grows: they point into
+		// the old array, which still holds them.
+		buf = appendPacked(buf, e)
+		a := len(args)
+		args = append(args, b.xadd[b.Partition(e.OrderID)]...)
+		args = append(args, fEvent, buf[at:len(buf):len(buf)])
+		_ = pipe.Process(ctx, redis.NewStringCmd(ctx, args[a:len(args):len(args)]...))
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {

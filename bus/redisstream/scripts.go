@@ -1,6 +1,11 @@
 package redisstream
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every script touches the keys of ONE partition only (its stream, its dead
 // letters, its done markers), all declared in KEYS and sharing the
@@ -12,82 +17,28 @@ import "github.com/redis/go-redis/v9"
 // never acknowledged. It runs only after the handlers succeeded; a failed
 // handler's entry stays pending and is delivered again.
 //
-// Entries acknowledged long after they were published (r of them) also
-// refresh their id in the published ids (publishScript) before the marker
-// is written (into the current set), so the published id outlives the
-// marker.
-//
-// KEYS[1] stream, KEYS[2] the current done-marker bucket (a set), KEYS[3]
-// the published ids. ARGV[1] group, ARGV[2] bucket TTL in seconds, ARGV[3]
-// k, the number of event ids to mark, ARGV[4] r, ARGV[5..4+r] event ids to
-// refresh, ARGV[5+r] the TTL of the current published-id set in seconds, ARGV[6+r..5+r+k]
-// the event ids to mark, ARGV[6+r+k..] entry ids.
+// One call serves many partitions (off a cluster, all of a flush): the
+// script's set-up is paid once per flush, not once per partition. KEYS are
+// pairs of a stream and its current done-marker bucket (a set). ARGV[1]
+// group, ARGV[2] the bucket's TTL in seconds, then per key pair: k, n, the
+// k event ids to mark, the n entry ids to acknowledge. It returns the
+// number of entries acknowledged.
 var ackScript = redis.NewScript(`
-local k, r = tonumber(ARGV[3]), tonumber(ARGV[4])
-local a = 6 + r
-if r > 0 then
-  redis.call('SADD', KEYS[3], unpack(ARGV, 5, 4 + r))
-  redis.call('EXPIRE', KEYS[3], ARGV[5 + r])
-end
-if k > 0 then
-  redis.call('SADD', KEYS[2], unpack(ARGV, a, a - 1 + k))
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-if #ARGV < a + k then return 0 end
-return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, a + k))
-`)
-
-// publishScript appends events to their partitions' streams, in order,
-// and records each event id in the partition's published ids: sets by
-// generation of Bus.pubKeep, the current one and the one before checked.
-// An entry whose id was in neither (nor earlier in the call) gets "first"
-// "1": this is the event's first publication, so no group can have marked
-// it done, and its consumers skip the dedup check (a round trip before
-// the handler). A publication again (the relay retrying, the reconciler
-// after Redis lost data) gets "first" "0" and is checked. The ids are
-// written before the entries in one script, and a marker only later, so
-// a Redis that lost its latest writes never keeps a done marker while
-// losing the published id. Acks of old entries add their id again
-// (ackScript), so an id outlives its markers.
-//
-// The entries of many partitions may go in one call (not on a cluster,
-// where a script's keys must share a slot): KEYS are triples of a stream,
-// its current and its previous published-id set. ARGV[1] is the current
-// set's TTL in seconds, then per event: the index of its key triple (from
-// 0), its id, n, and its n field names and values, the last pair being
-// "first" "0" (set to "1" in place).
-var publishScript = redis.NewScript(`
-local byKey, at = {}, {}
-local i = 2
-while i <= #ARGV do
-  local k = tonumber(ARGV[i])
-  local l = byKey[k]
-  if l == nil then l = {}; byKey[k] = l end
-  l[#l+1] = ARGV[i+1]
-  at[#at+1] = i
-  i = i + 3 + tonumber(ARGV[i+2])
-end
-local seen = {}
-for k, ids in pairs(byKey) do
-  local cur, prev = KEYS[3*k+2], KEYS[3*k+3]
-  local a = redis.call('SMISMEMBER', cur, unpack(ids))
-  local b = redis.call('SMISMEMBER', prev, unpack(ids))
-  for j, id in ipairs(ids) do
-    if seen[id] == nil then seen[id] = a[j] == 0 and b[j] == 0 end
+local i, acked = 3, 0
+for j = 1, #KEYS, 2 do
+  local k, n = tonumber(ARGV[i]), tonumber(ARGV[i+1])
+  i = i + 2
+  if k > 0 then
+    redis.call('SADD', KEYS[j+1], unpack(ARGV, i, i + k - 1))
+    redis.call('EXPIRE', KEYS[j+1], ARGV[2])
   end
-  redis.call('SADD', cur, unpack(ids))
-  redis.call('EXPIRE', cur, ARGV[1])
-end
-local flagged = {}
-for _, i in ipairs(at) do
-  local id, last = ARGV[i+1], i + 2 + tonumber(ARGV[i+2])
-  if seen[id] and flagged[id] == nil then
-    ARGV[last] = '1'
-    flagged[id] = true
+  i = i + k
+  if n > 0 then
+    acked = acked + redis.call('XACK', KEYS[j], ARGV[1], unpack(ARGV, i, i + n - 1))
   end
-  redis.call('XADD', KEYS[3*tonumber(ARGV[i])+1], '*', unpack(ARGV, i + 3, last))
+  i = i + n
 end
-return 0
+return acked
 `)
 
 // deadScript moves one entry to the dead letters: acknowledged and copied
@@ -139,7 +90,7 @@ local f, out, grp = e[1][2], {KEYS[2], '*'}, ''
 for i = 1, #f, 2 do
   local k = f[i]
   if k == 'dl:group' then grp = f[i+1]
-  elseif string.sub(k, 1, 3) ~= 'dl:' and k ~= 'only' and k ~= 'first' then
+  elseif string.sub(k, 1, 3) ~= 'dl:' and k ~= 'only' then
     out[#out+1] = k
     out[#out+1] = f[i+1]
   end
@@ -207,3 +158,46 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return n
 `)
+
+// scriptCall is one run of a script: its keys and its arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// evalAll runs s once per call, in one pipeline, with EVALSHA; the calls
+// that found the script missing (Redis restarted, or its scripts were
+// flushed) run again with EVAL, which caches it again. It returns each
+// call's command, and the first error.
+func evalAll(ctx context.Context, rdb redis.UniversalClient, s *redis.Script, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	pipe := rdb.Pipeline()
+	for i, c := range calls {
+		cmds[i] = s.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		return cmds, nil
+	}
+	var again []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			again = append(again, i)
+		} else if c.Err() != nil {
+			return cmds, c.Err()
+		}
+	}
+	if len(again) == 0 {
+		return cmds, err
+	}
+	pipe = rdb.Pipeline()
+	for _, i := range again {
+		cmds[i] = s.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
+	}
+	_, err = pipe.Exec(ctx)
+	return cmds, err
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
