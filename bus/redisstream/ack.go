@@ -84,38 +84,70 @@ func (c *consumer) flush(batch []*entry) {
 // call for the whole batch off a cluster, one per partition on a cluster
 // (a script's keys must share a slot), pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
-	type part struct{ marks, ids []any }
-	parts := make([]part, len(c.b.streams))
-	for _, e := range batch {
-		pt := &parts[e.part]
-		if e.mark {
-			pt.marks = append(pt.marks, e.ev.ID)
-		}
-		pt.ids = append(pt.ids, e.id)
-	}
+	byPart := groupByPart(batch, len(c.b.streams))
 	now := time.Now()
 	keys := c.done.get(now)
 	// The bucket lives DedupTTL past the end of its window.
 	ttl := int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second) + 1
 	var calls []scriptCall
-	for p := range parts {
-		pt := &parts[p]
-		if len(pt.ids) == 0 {
+	var cl *scriptCall
+	for p, es := range byPart {
+		if len(es) == 0 {
 			continue
 		}
-		if c.b.cluster || len(calls) == 0 {
-			calls = append(calls, scriptCall{args: []any{c.group, ttl}})
+		if c.b.cluster || cl == nil {
+			n := len(batch) // off a cluster the call takes the whole batch
+			if c.b.cluster {
+				n = len(es)
+			}
+			calls = append(calls, scriptCall{args: make([]any, 0, 2+2*len(byPart)+2*n)})
+			cl = &calls[len(calls)-1]
+			cl.args = append(cl.args, c.group, ttl)
 		}
-		cl := &calls[len(calls)-1]
 		cl.keys = append(cl.keys, c.b.streams[p], keys[p][0])
-		cl.args = append(cl.args, len(pt.marks), len(pt.ids))
-		cl.args = append(cl.args, pt.marks...)
-		cl.args = append(cl.args, pt.ids...)
+		at := len(cl.args)
+		cl.args = append(cl.args, 0, len(es))
+		marks := 0
+		for _, e := range es {
+			if e.mark {
+				cl.args = append(cl.args, e.ev.ID)
+				marks++
+			}
+		}
+		cl.args[at] = marks
+		for _, e := range es {
+			cl.args = append(cl.args, e.id)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	_, err := evalAll(ctx, c.b.rdb, ackScript, calls)
 	return err
+}
+
+// groupByPart returns es grouped by partition, each group in es's order:
+// out[p] are the entries of partition p, all slices of one array.
+func groupByPart(es []*entry, parts int) [][]*entry {
+	end := make([]int, parts)
+	for _, e := range es {
+		end[e.part]++
+	}
+	for p := 1; p < parts; p++ {
+		end[p] += end[p-1]
+	}
+	sorted := make([]*entry, len(es))
+	out := make([][]*entry, parts)
+	for p := range out {
+		lo := 0
+		if p > 0 {
+			lo = end[p-1]
+		}
+		out[p] = sorted[lo:lo:end[p]]
+	}
+	for _, e := range es {
+		out[e.part] = append(out[e.part], e)
+	}
+	return out
 }
 
 // runScript runs s with EVALSHA, falling back to EVAL once.

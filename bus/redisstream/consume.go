@@ -26,6 +26,7 @@ type entry struct {
 	ev      orderflow.Event
 	only    string // redriven for this group only
 	bad     error  // undecodable: dead-lettered without handling
+	known   bool   // its event is marked done for the group: acknowledged unhandled
 	attempt int    // the delivery about to run (or running)
 	bump    bool   // record attempt in the pending list before delivering
 	mark    bool   // set the done marker with the ack
@@ -294,11 +295,11 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 		fresh = append(fresh, e)
 	}
 	c.mu.Unlock()
-	done := c.doneMarked(ctx, fresh)
+	c.markKnown(ctx, fresh)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, e := range fresh {
-		if done[i] {
+	for _, e := range fresh {
+		if e.known {
 			c.acks <- e
 			continue
 		}
@@ -314,57 +315,54 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 	}
 }
 
-// doneMarked reports which entries' events the group already handled
-// (their id is in a done-marker bucket of their partition): one SMISMEMBER
-// per partition and bucket, in one pipeline. Plain commands, not a script:
-// the check only reads, so it needs no atomicity, each command touches one
-// key (any slot of a cluster), and Redis spends about half the CPU on them
-// that a script spends on the same checks. When Redis fails to answer it
-// reports none: handling twice is allowed, skipping is not.
-func (c *consumer) doneMarked(ctx context.Context, es []*entry) []bool {
-	done := make([]bool, len(es))
-	byPart := make([][]int, len(c.b.streams))
-	check := false
-	for i, e := range es {
+// markKnown sets known on the entries whose event the group already
+// handled (its id is in a done-marker bucket of its partition): one
+// SMISMEMBER per partition and bucket, in one pipeline. Plain commands,
+// not a script: the check only reads, so it needs no atomicity, each
+// command touches one key (any slot of a cluster), and Redis spends about
+// half the CPU on them that a script spends on the same checks. When Redis
+// fails to answer it marks none: handling twice is allowed, skipping is
+// not.
+func (c *consumer) markKnown(ctx context.Context, es []*entry) {
+	check := es[:0:0]
+	for _, e := range es {
 		if e.bad == nil && (e.only == "" || e.only == c.group) {
-			byPart[e.part] = append(byPart[e.part], i)
-			check = true
+			check = append(check, e)
 		}
 	}
-	if !check {
-		return done
+	if len(check) == 0 {
+		return
 	}
 	keys := c.done.get(time.Now())
 	type smis struct {
-		part int
-		cmd  *redis.BoolSliceCmd
+		es  []*entry
+		cmd *redis.BoolSliceCmd
 	}
 	var checks []smis
 	pipe := c.b.rdb.Pipeline()
-	for p, idx := range byPart {
-		if len(idx) == 0 {
+	for p, pes := range groupByPart(check, len(c.b.streams)) {
+		if len(pes) == 0 {
 			continue
 		}
-		ids := make([]any, len(idx))
-		for j, i := range idx {
-			ids[j] = es[i].ev.ID
+		ids := make([]any, len(pes))
+		for i, e := range pes {
+			ids[i] = e.ev.ID
 		}
 		for _, key := range keys[p] {
-			checks = append(checks, smis{p, pipe.SMIsMember(ctx, key, ids...)})
+			checks = append(checks, smis{pes, pipe.SMIsMember(ctx, key, ids...)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		c.cfg.Logger.Warn("redisstream: dedup check failed; handling anyway", "group", c.group, "err", err)
-		return done
+		return
 	}
 	for _, ch := range checks {
-		for j, f := range ch.cmd.Val() {
-			if f && j < len(byPart[ch.part]) {
-				done[byPart[ch.part][j]] = true
+		for i, f := range ch.cmd.Val() {
+			if f && i < len(ch.es) {
+				ch.es[i].known = true
 			}
 		}
 	}
-	return done
 }
 
 // work runs head entries of ready orders until ctx ends.
