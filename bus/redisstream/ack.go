@@ -110,7 +110,7 @@ func (c *consumer) writeAcks(batch []*entry) error {
 		marks := 0
 		for _, e := range es {
 			if e.mark {
-				cl.args = append(cl.args, e.ev.ID)
+				cl.args = append(cl.args, e.evID)
 				marks++
 			}
 		}

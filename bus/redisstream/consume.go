@@ -24,6 +24,7 @@ type entry struct {
 	part    int
 	id      string // stream entry id
 	ev      orderflow.Event
+	evID    any    // ev.ID boxed once: the dedup check and the ack both send it
 	only    string // redriven for this group only
 	bad     error  // undecodable: dead-lettered without handling
 	known   bool   // its event is marked done for the group: acknowledged unhandled
@@ -43,7 +44,37 @@ type heldKey struct {
 // events sequential within a consumer.
 type orderQueue struct {
 	id      string
-	entries []*entry
+	entries []*entry // entries[first:] are queued; the array is reused
+	first   int
+}
+
+// push appends e and reports whether it is the only entry (the queue was
+// idle and must be made ready).
+func (q *orderQueue) push(e *entry) bool {
+	q.entries = append(q.entries, e)
+	return len(q.entries)-q.first == 1
+}
+
+// head returns the entry at the front.
+func (q *orderQueue) head() *entry { return q.entries[q.first] }
+
+// pop removes the front entry and reports whether entries remain.
+func (q *orderQueue) pop() (*entry, bool) {
+	e := q.entries[q.first]
+	q.entries[q.first] = nil
+	q.first++
+	switch {
+	case q.first == len(q.entries):
+		q.entries, q.first = q.entries[:0], 0
+		return e, false
+	case q.first >= 32 && 2*q.first >= len(q.entries):
+		// A queue that never drains would otherwise grow by its popped
+		// prefix: move the queued entries to the front (amortised O(1)).
+		n := copy(q.entries, q.entries[q.first:])
+		clear(q.entries[n:])
+		q.entries, q.first = q.entries[:n], 0
+	}
+	return e, true
 }
 
 // consumer is one Consume call: one named consumer in the group.
@@ -69,6 +100,7 @@ type consumer struct {
 	// room, and a single token would wake only one of them.
 	freed     chan struct{}
 	orders    map[string]*orderQueue
+	spare     []*orderQueue // emptied queues, reused: most entries start a queue
 	timers    map[*time.Timer]struct{}
 	recent    map[string]struct{} // event ids handled here: catches a republish
 	recentOld map[string]struct{} // inside one read batch, before any marker
@@ -250,7 +282,7 @@ func (c *consumer) partOf(stream string) int {
 
 func newEntry(p int, m redis.XMessage, attempt int) *entry {
 	ev, only, err := decode(m)
-	return &entry{part: p, id: m.ID, ev: ev, only: only, bad: err, attempt: attempt}
+	return &entry{part: p, id: m.ID, ev: ev, evID: ev.ID, only: only, bad: err, attempt: attempt}
 }
 
 // waitSpace blocks while the consumer holds MaxInFlight entries; false
@@ -305,11 +337,10 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 		}
 		q := c.orders[e.ev.OrderID]
 		if q == nil {
-			q = &orderQueue{id: e.ev.OrderID}
+			q = c.newQueueLocked(e.ev.OrderID)
 			c.orders[q.id] = q
 		}
-		q.entries = append(q.entries, e)
-		if len(q.entries) == 1 {
+		if q.push(e) {
 			c.ready <- q
 		}
 	}
@@ -346,7 +377,7 @@ func (c *consumer) markKnown(ctx context.Context, es []*entry) {
 		}
 		ids := make([]any, len(pes))
 		for i, e := range pes {
-			ids[i] = e.ev.ID
+			ids[i] = e.evID
 		}
 		for _, key := range keys[p] {
 			checks = append(checks, smis{pes, pipe.SMIsMember(ctx, key, ids...)})
@@ -384,7 +415,7 @@ func (c *consumer) work(ctx context.Context) {
 // handleHead delivers q's first entry and settles it.
 func (c *consumer) handleHead(q *orderQueue) {
 	c.mu.Lock()
-	e := q.entries[0]
+	e := q.head()
 	_, seen := c.recent[e.ev.ID]
 	if !seen {
 		_, seen = c.recentOld[e.ev.ID]
@@ -450,13 +481,12 @@ func (c *consumer) call(e *entry) (err error) {
 // set (otherwise it is released at once), and passes q on.
 func (c *consumer) next(q *orderQueue, ack *entry) {
 	c.mu.Lock()
-	head := q.entries[0]
-	q.entries[0] = nil
-	q.entries = q.entries[1:]
-	if len(q.entries) > 0 {
+	head, more := q.pop()
+	if more {
 		c.ready <- q
 	} else {
 		delete(c.orders, q.id)
+		c.freeQueueLocked(q)
 	}
 	if ack == nil {
 		delete(c.held, heldKey{head.part, head.id})
@@ -467,6 +497,30 @@ func (c *consumer) next(q *orderQueue, ack *entry) {
 	c.mu.Unlock()
 	if ack != nil {
 		c.acks <- ack
+	}
+}
+
+// maxSpare bounds consumer.spare.
+const maxSpare = 256
+
+// newQueueLocked returns an empty queue for order id; c.mu is held.
+func (c *consumer) newQueueLocked(id string) *orderQueue {
+	if n := len(c.spare); n > 0 {
+		q := c.spare[n-1]
+		c.spare[n-1] = nil
+		c.spare = c.spare[:n-1]
+		q.id = id
+		return q
+	}
+	return &orderQueue{id: id, entries: make([]*entry, 0, 2)}
+}
+
+// freeQueueLocked keeps q, which is empty and no longer in c.orders, for
+// reuse; c.mu is held and no goroutine refers to q any more.
+func (c *consumer) freeQueueLocked(q *orderQueue) {
+	if len(c.spare) < maxSpare && cap(q.entries) <= 16 {
+		q.id = ""
+		c.spare = append(c.spare, q)
 	}
 }
 
@@ -482,7 +536,9 @@ func (c *consumer) rememberLocked(id string) {
 	if len(c.recent) >= recentCap {
 		c.recentOld, c.recent = c.recent, make(map[string]struct{}, recentCap)
 	}
-	c.recent[id] = struct{}{}
+	// A copy: the id is a slice of the entry's whole packed event, which
+	// the memo would otherwise keep alive.
+	c.recent[strings.Clone(id)] = struct{}{}
 }
 
 // backoff returns base doubled per failure, capped at max, jittered down by
