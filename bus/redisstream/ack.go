@@ -86,7 +86,7 @@ func (c *consumer) flush(batch []*entry) {
 func (c *consumer) writeAcks(batch []*entry) error {
 	byPart := groupByPart(batch, len(c.b.streams))
 	now := time.Now()
-	keys := c.done.get(now)
+	keys, _ := c.done.get(now)
 	// The bucket lives DedupTTL past the end of its window.
 	ttl := int64((c.cfg.DedupTTL+c.b.bucketWidth())/time.Second) + 1
 	var calls []scriptCall

@@ -525,3 +525,40 @@ func TestPublishInvalid(t *testing.T) {
 		})
 	}
 }
+
+// A republished event is checked against the buckets that can hold its
+// marker: every bucket since its creation (less the clock skew allowance),
+// not only the current one; a fresh event only against the current one.
+func TestDedupChecksBucketsSinceCreation(t *testing.T) {
+	rdb, cfg, b := setup(t, "risk")
+	ctx := context.Background()
+	if cfg.DedupTTL != 0 {
+		t.Fatalf("the test assumes the default DedupTTL, got %v", cfg.DedupTTL)
+	}
+	width := redisstream.DefaultDedupTTL / 4 // the package's doneBuckets
+	bucket := func(at time.Time) int64 { return at.UnixNano() / int64(width) }
+	now := time.Now()
+	old := bustest.Event("old", 0)
+	old.CreatedAt = now.Add(-3 * width) // its marker may be three buckets back
+	fresh := bustest.Event("fresh", 0)
+	fresh.CreatedAt = now
+	// Markers left by an earlier ack, three buckets back.
+	for _, ev := range []orderflow.Event{old, fresh} {
+		key := fmt.Sprintf("%s:done:risk:%d", b.Stream(b.Partition(ev.OrderID)), bucket(now)-3)
+		if err := rdb.SAdd(ctx, key, ev.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newCounter()
+	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error { c.add(d); return nil })
+	publish(t, b, old, fresh)
+	eventually(t, "both acknowledged", func() bool { return pending(t, rdb, b, cfg, "risk") == 0 && c.count(fresh.ID) == 1 })
+	if n := c.count(old.ID); n != 0 {
+		t.Errorf("event created three buckets ago, marked there, handled %d times; want 0", n)
+	}
+	// A marker older than the event's creation cannot be its own: the
+	// fresh event is checked against the current bucket only.
+	if n := c.count(fresh.ID); n != 1 {
+		t.Errorf("fresh event handled %d times; want 1", n)
+	}
+}

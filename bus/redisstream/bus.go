@@ -97,7 +97,7 @@ type Config struct {
 	// ClaimIdle/2, at most 5 s) is how often it looks for entries to claim.
 	ClaimIdle, KeepAlive, ClaimInterval time.Duration
 	// DedupTTL is how long an acknowledged event id is remembered per group
-	// at least; at most twice that (see doneBuckets).
+	// at least; at most 1.25 times that (see doneBuckets).
 	DedupTTL time.Duration
 	// ShutdownGrace is how long running handlers may finish once Consume's
 	// context ended, before their context is cancelled.
@@ -191,13 +191,19 @@ func (b *Bus) deadKey(p int) string { return b.streams[p] + ":dead" }
 // doneBuckets is how many time buckets a DedupTTL is cut into: a marker
 // lives in the bucket of its ack's time, and a bucket expires DedupTTL
 // after its window ends, so a marker is kept between DedupTTL and
-// DedupTTL × (1 + 1/doneBuckets), and a check reads doneBuckets+1 sets.
-// One bucket per DedupTTL keeps the check at two SMISMEMBERs per partition
-// read, at the price of holding up to twice DedupTTL of ids: with four
-// (five sets to check) the bus moved 4–8% fewer messages per second in
-// three paired runs of bench/peers/bus. Sets of ids (one SADD per batch) cost Redis a fraction
-// of one key with its own TTL per event.
-const doneBuckets = 1
+// DedupTTL × (1 + 1/doneBuckets), and the sets hold at most that much of
+// a group's ids (about 45 bytes plus the id each). A check reads only the
+// buckets that can hold the event's marker: those whose window ends after
+// the event was created (less clockSkew), so a fresh event is checked
+// against the current set alone. Sets of ids (one SADD per batch) cost
+// Redis a fraction of one key with its own TTL per event.
+const doneBuckets = 4
+
+// clockSkew is how far the clock of the process that created an event may
+// run ahead of a consumer's before the dedup check can miss the event's
+// marker (it then handles a republication again: a duplicate, never a
+// loss).
+const clockSkew = 10 * time.Minute
 
 // bucketWidth is the time window of one done-marker bucket.
 func (b *Bus) bucketWidth() time.Duration {
@@ -223,8 +229,9 @@ type doneKeys struct {
 }
 
 // get returns, per partition, the buckets a marker made now or within
-// DedupTTL may be in, newest first: [0] is where a marker made now goes.
-func (d *doneKeys) get(now time.Time) [][]string {
+// DedupTTL may be in, newest first: [0] is where a marker made now goes;
+// and the index of that bucket.
+func (d *doneKeys) get(now time.Time) ([][]string, int64) {
 	cur := now.UnixNano() / int64(d.b.bucketWidth())
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -238,7 +245,7 @@ func (d *doneKeys) get(now time.Time) [][]string {
 		}
 		d.keys, d.at = keys, cur
 	}
-	return d.keys
+	return d.keys, cur
 }
 
 // Ping checks that Redis answers (readiness).

@@ -347,8 +347,9 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 }
 
 // markKnown sets known on the entries whose event the group already
-// handled (its id is in a done-marker bucket of its partition): one
-// SMISMEMBER per partition and bucket, in one pipeline. Plain commands,
+// handled: its id is in a done-marker bucket of its partition that can
+// hold its marker (depth). One SMISMEMBER per partition and bucket, in one
+// pipeline; fresh events need only the current bucket. Plain commands,
 // not a script: the check only reads, so it needs no atomicity, each
 // command touches one key (any slot of a cluster), and Redis spends about
 // half the CPU on them that a script spends on the same checks. When Redis
@@ -364,7 +365,7 @@ func (c *consumer) markKnown(ctx context.Context, es []*entry) {
 	if len(check) == 0 {
 		return
 	}
-	keys := c.done.get(time.Now())
+	keys, cur := c.done.get(time.Now())
 	type smis struct {
 		es  []*entry
 		cmd *redis.BoolSliceCmd
@@ -372,15 +373,25 @@ func (c *consumer) markKnown(ctx context.Context, es []*entry) {
 	var checks []smis
 	pipe := c.b.rdb.Pipeline()
 	for p, pes := range groupByPart(check, len(c.b.streams)) {
-		if len(pes) == 0 {
-			continue
+		deepest := -1
+		for _, e := range pes {
+			deepest = max(deepest, c.depth(e, cur))
 		}
-		ids := make([]any, len(pes))
-		for i, e := range pes {
-			ids[i] = e.evID
-		}
-		for _, key := range keys[p] {
-			checks = append(checks, smis{pes, pipe.SMIsMember(ctx, key, ids...)})
+		for b := 0; b <= deepest; b++ {
+			sub := pes
+			if b > 0 {
+				sub = nil
+				for _, e := range pes {
+					if c.depth(e, cur) >= b {
+						sub = append(sub, e)
+					}
+				}
+			}
+			ids := make([]any, len(sub))
+			for i, e := range sub {
+				ids[i] = e.evID
+			}
+			checks = append(checks, smis{sub, pipe.SMIsMember(ctx, keys[p][b], ids...)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -394,6 +405,18 @@ func (c *consumer) markKnown(ctx context.Context, es []*entry) {
 			}
 		}
 	}
+}
+
+// depth returns how many buckets before the current one (cur) may hold
+// e's marker: a marker is written after its event was created, so only
+// buckets whose window ends after the creation time (less clockSkew) can.
+func (c *consumer) depth(e *entry, cur int64) int {
+	w := int64(c.b.bucketWidth())
+	created := e.ev.CreatedAt.UnixNano() - int64(clockSkew)
+	if e.ev.CreatedAt.IsZero() || created < 0 {
+		return doneBuckets
+	}
+	return int(min(max(cur-created/w, 0), doneBuckets))
 }
 
 // work runs head entries of ready orders until ctx ends.

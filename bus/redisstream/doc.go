@@ -10,7 +10,7 @@
 // "<prefix>:{p}"; one order's events therefore stay in one stream, in
 // publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
 // letters) and "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
-// the group handled, one per time bucket of Config.DedupTTL, each expiring
+// the group handled, one per time bucket of Config.DedupTTL/4, each expiring
 // DedupTTL after its window). The braces are a cluster hash tag: a
 // partition's keys share a slot, so every Lua script call here, which
 // touches one partition's keys (or, off a cluster, several partitions'),
@@ -38,11 +38,13 @@
 // workers and the reader has room, the acks of those, goes in one script
 // call (one per partition on a cluster, pipelined). Every entry read is
 // checked against the group's done markers before it is queued (one
-// SMISMEMBER per partition read and bucket, in one pipeline); a delivery
+// SMISMEMBER per partition read and bucket, in one pipeline; only the
+// buckets that end after the event's creation time can hold its marker,
+// so a fresh event costs one set per partition); a delivery
 // whose event id is already marked done for the group (the relay or the
 // reconciler published it again) is acknowledged without calling the
 // handler. The marker keeps a republished event from being handled twice
-// for at least Config.DedupTTL, at most twice that; within one consumer, a
+// for at least Config.DedupTTL, at most 1.25 times that; within one consumer, a
 // republication read before the first one's marker was written is caught
 // by a memo of the ids handled there.
 //

@@ -75,9 +75,12 @@ func (o *ours) start(ctx context.Context, s *sink) (func(), error) {
 
 func (o *ours) publish(ctx context.Context, ms []msg) error {
 	evs := make([]orderflow.Event, len(ms))
+	// Outbox events carry their creation time; the dedup check uses it to
+	// read only the marker sets that can hold the event.
+	now := time.Now()
 	for i, m := range ms {
 		evs[i] = orderflow.Event{ID: m.id, Type: orderflow.EventOrderCreated, OrderID: m.order, Payload: m.payload,
-			Headers: traceHeaders}
+			Headers: traceHeaders, CreatedAt: now}
 	}
 	return o.bus.Publish(ctx, evs)
 }
