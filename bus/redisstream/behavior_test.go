@@ -562,3 +562,19 @@ func TestDedupChecksBucketsSinceCreation(t *testing.T) {
 		t.Errorf("fresh event handled %d times; want 1", n)
 	}
 }
+
+// Copies of one event read together pass the marker check together (no
+// marker exists yet); the consumer's memo of ids it handled delivers only
+// the first.
+func TestCopiesInOneReadHandledOnce(t *testing.T) {
+	rdb, cfg, b := setup(t, "risk")
+	dup := bustest.Event("dup", 0)
+	evs := append(bustest.Events("o", 20, 20), dup, dup, dup)
+	publish(t, b, evs...)
+	c := newCounter()
+	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error { c.add(d); return nil })
+	eventually(t, "all acknowledged", func() bool { return pending(t, rdb, b, cfg, "risk") == 0 && c.count(evs[0].ID) == 1 })
+	if n := c.count(dup.ID); n != 1 {
+		t.Errorf("event published three times in one call handled %d times, want 1", n)
+	}
+}
