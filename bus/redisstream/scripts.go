@@ -7,9 +7,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Every script touches the keys of ONE partition only (its stream, its dead
-// letters, its done markers), all declared in KEYS and sharing the
-// partition's hash tag, so each runs on a Redis Cluster too.
+// Every key a script touches is declared in KEYS, and on a Redis Cluster
+// every call touches the keys of ONE partition only (its stream, its dead
+// letters, its done markers), which share the partition's hash tag. Only
+// off a cluster does one ackScript call serve several partitions.
 
 // ackScript acknowledges entries and marks their events done, atomically:
 // a crash leaves either both or neither, so an acknowledged event is always
