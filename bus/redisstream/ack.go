@@ -150,11 +150,6 @@ func groupByPart(es []*entry, parts int) [][]*entry {
 	return out
 }
 
-// runScript runs s with EVALSHA, falling back to EVAL once.
-func (c *consumer) runScript(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
-	return s.Run(ctx, c.b.rdb, keys, args...)
-}
-
 // maxErrorLen bounds the last error kept with a dead letter.
 const maxErrorLen = 2000
 
@@ -172,7 +167,7 @@ func (c *consumer) deadLetter(e *entry, cause error) {
 		"dl:error", msg, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	if err := c.runScript(ctx, deadScript, []string{c.b.streams[e.part], c.b.deadKey(e.part)}, args...).Err(); err != nil {
+	if err := deadScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.part], c.b.deadKey(e.part)}, args...).Err(); err != nil {
 		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.id, "err", err)
 	}
 }
@@ -182,7 +177,7 @@ func (c *consumer) deadLetter(e *entry, cause error) {
 func (c *consumer) touchOne(e *entry) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	lost, err := c.runScript(ctx, touchScript, []string{c.b.streams[e.part]}, c.group, c.name, e.attempt, e.id).StringSlice()
+	lost, err := touchScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.part]}, c.group, c.name, e.attempt, e.id).StringSlice()
 	if err != nil {
 		// Unknown: deliver anyway; at worst twice, never lost.
 		c.cfg.Logger.Warn("redisstream: retry count not recorded", "group", c.group, "entry", e.id, "err", err)

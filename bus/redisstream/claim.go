@@ -56,7 +56,7 @@ const forgetAfter = 10
 // forget deletes partition p's consumers of the group that are gone.
 func (c *consumer) forget(ctx context.Context, p int) error {
 	idle := max(forgetAfter*c.cfg.ClaimIdle, 10*c.cfg.Block)
-	return c.runScript(ctx, forgetScript, []string{c.b.streams[p]}, c.group, idle.Milliseconds(), c.name).Err()
+	return forgetScript.Run(ctx, c.b.rdb, []string{c.b.streams[p]}, c.group, idle.Milliseconds(), c.name).Err()
 }
 
 // recoverOwn claims every entry already pending under this consumer's

@@ -82,15 +82,11 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
 	return nil
 }
 
-// fields encodes e as an XADD field list.
+// fields encodes e as an XADD field list: the packed event, and the group
+// a redriven entry is for. Publish packs into one buffer per call instead;
+// a dead letter carries these fields.
 func fields(e *orderflow.Event, only string) []any {
-	return appendFields(make([]any, 0, 12+2*len(e.Headers)), e, only)
-}
-
-// appendFields appends e's XADD field list to f: the packed event, and
-// the group a redriven entry is for.
-func appendFields(f []any, e *orderflow.Event, only string) []any {
-	f = append(f, fEvent, appendPacked(make([]byte, 0, 64+len(e.Payload)), e))
+	f := []any{fEvent, appendPacked(make([]byte, 0, packedSize(e)), e)}
 	if only != "" {
 		f = append(f, fOnly, only)
 	}
