@@ -27,14 +27,8 @@ func TestCommitLingerGathersConcurrentWrites(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	after := s.Stats()
-	writes, commits := after.Writes-before.Writes, after.Commits-before.Commits
-	t.Logf("%d writes in %d commits, largest batch %d", writes, commits, after.MaxBatch)
+	writes, commits, largest := writesDone(t, &wg, errs, s, before)
+	t.Logf("%d writes in %d commits, largest batch %d", writes, commits, largest)
 	if writes != 100 || commits > writes/4 {
 		t.Fatalf("%d writes in %d commits: want 100 in at most 25", writes, commits)
 	}

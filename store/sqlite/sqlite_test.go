@@ -105,18 +105,26 @@ func TestGroupCommit(t *testing.T) {
 			}
 		})
 	}
+	writes, commits, largest := writesDone(t, &wg, errs, s, before)
+	t.Logf("%d concurrent writers: %d writes, %d commits, %.3f commits/write, largest batch %d",
+		writers, writes, commits, float64(commits)/float64(writes), largest)
+	if commits >= writes {
+		t.Fatalf("%d commits for %d writes: writes do not share commits", commits, writes)
+	}
+}
+
+// writesDone waits for the writers in wg, fails t on the first error they
+// sent on errs, and returns the writes and commits s counted since before,
+// and the largest batch it committed.
+func writesDone(t *testing.T, wg *sync.WaitGroup, errs chan error, s *sqlite.Store, before sqlite.WriteStats) (writes, commits uint64, largest int) {
+	t.Helper()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
 	after := s.Stats()
-	writes, commits := after.Writes-before.Writes, after.Commits-before.Commits
-	t.Logf("%d concurrent writers: %d writes, %d commits, %.3f commits/write, largest batch %d",
-		writers, writes, commits, float64(commits)/float64(writes), after.MaxBatch)
-	if commits >= writes {
-		t.Fatalf("%d commits for %d writes: writes do not share commits", commits, writes)
-	}
+	return after.Writes - before.Writes, after.Commits - before.Commits, after.MaxBatch
 }
 
 // blockingStore returns a store whose writer stops before each commit until
