@@ -61,6 +61,12 @@ func (c *consumer) ackLoop() {
 // flush writes the acks of batch, retrying for a while; entries whose ack
 // could not be written stay pending and are delivered again.
 func (c *consumer) flush(batch []*entry) {
+	c.mu.Lock()
+	for _, e := range batch {
+		e.m.left--
+		e.closes = e.m.left == 0 && !e.m.keep
+	}
+	c.mu.Unlock()
 	var err error
 	for try := 1; try <= 8; try++ {
 		if err = c.writeAcks(batch); err == nil {
@@ -73,16 +79,20 @@ func (c *consumer) flush(batch []*entry) {
 	if err != nil {
 		c.ackErr = fmt.Errorf("redisstream: %d acks of group %s not written: %w", len(batch), c.group, err)
 	}
+	c.heldEvents -= len(batch)
 	for _, e := range batch {
-		delete(c.held, heldKey{e.part, e.id})
+		if k := (heldKey{e.m.part, e.m.id}); e.m.left == 0 && c.held[k] == e.m {
+			delete(c.held, k)
+		}
 	}
 	c.freedLocked()
 	c.mu.Unlock()
 }
 
-// writeAcks writes the acks and done markers of batch with ackScript: one
-// call for the whole batch off a cluster, one per partition on a cluster
-// (a script's keys must share a slot), pipelined.
+// writeAcks writes the done markers of batch, and the acks of the stream
+// entries it closes, with ackScript: one call for the whole batch off a
+// cluster, one per partition on a cluster (a script's keys must share a
+// slot), pipelined.
 func (c *consumer) writeAcks(batch []*entry) error {
 	byPart := groupByPart(batch, len(c.b.streams))
 	now := time.Now()
@@ -106,18 +116,21 @@ func (c *consumer) writeAcks(batch []*entry) error {
 		}
 		cl.keys = append(cl.keys, c.b.streams[p], keys[p][0])
 		at := len(cl.args)
-		cl.args = append(cl.args, 0, len(es))
-		marks := 0
+		cl.args = append(cl.args, 0, 0)
+		marks, acks := 0, 0
 		for _, e := range es {
 			if e.mark {
 				cl.args = append(cl.args, e.evID)
 				marks++
 			}
 		}
-		cl.args[at] = marks
 		for _, e := range es {
-			cl.args = append(cl.args, e.id)
+			if e.closes {
+				cl.args = append(cl.args, e.m.id)
+				acks++
+			}
 		}
+		cl.args[at], cl.args[at+1] = marks, acks
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
@@ -130,7 +143,7 @@ func (c *consumer) writeAcks(batch []*entry) error {
 func groupByPart(es []*entry, parts int) [][]*entry {
 	end := make([]int, parts)
 	for _, e := range es {
-		end[e.part]++
+		end[e.m.part]++
 	}
 	for p := 1; p < parts; p++ {
 		end[p] += end[p-1]
@@ -145,7 +158,7 @@ func groupByPart(es []*entry, parts int) [][]*entry {
 		out[p] = sorted[lo:lo:end[p]]
 	}
 	for _, e := range es {
-		out[e.part] = append(out[e.part], e)
+		out[e.m.part] = append(out[e.m.part], e)
 	}
 	return out
 }
@@ -153,23 +166,37 @@ func groupByPart(es []*entry, parts int) [][]*entry {
 // maxErrorLen bounds the last error kept with a dead letter.
 const maxErrorLen = 2000
 
-// deadLetter moves e to its partition's dead letters with cause, and
-// releases it. A failed move leaves it pending: it is delivered again and,
-// past the delivery limit, dead-lettered then.
-func (c *consumer) deadLetter(e *entry, cause error) {
+// deadLetter copies e's event to its partition's dead letters with cause,
+// and settles it. An entry of one event is acknowledged by the same
+// script; an event of a batch entry is settled like an acknowledged one,
+// unmarked, and its entry is acknowledged with the last of its events. A
+// failed copy leaves the entry pending: it is delivered again and, past
+// the delivery limit, dead-lettered then.
+func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
 	msg := cause.Error()
 	if len(msg) > maxErrorLen {
 		msg = msg[:maxErrorLen]
 	}
-	args := []any{c.group, e.id}
-	args = append(args, fields(&e.ev, "")...)
-	args = append(args, "dl:group", c.group, "dl:entry", e.id, "dl:attempts", e.attempt,
+	whole := e.m.n == 1
+	args := []any{c.group, e.m.id, whole}
+	if e.bad != nil {
+		args = append(args, e.raw...)
+	} else {
+		args = append(args, fields(&e.ev, "")...)
+	}
+	args = append(args, "dl:group", c.group, "dl:entry", e.m.id, "dl:attempts", e.attempt,
 		"dl:error", msg, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	if err := deadScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.part], c.b.deadKey(e.part)}, args...).Err(); err != nil {
-		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.id, "err", err)
+	moved, err := deadScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.m.part], c.b.deadKey(e.m.part)}, args...).Bool()
+	if err != nil {
+		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.m.id, "err", err)
 	}
+	if whole || !moved {
+		c.next(q, nil)
+		return
+	}
+	c.next(q, e)
 }
 
 // touchOne records e's coming delivery in the pending list (its retry
@@ -177,10 +204,10 @@ func (c *consumer) deadLetter(e *entry, cause error) {
 func (c *consumer) touchOne(e *entry) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	lost, err := touchScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.part]}, c.group, c.name, e.attempt, e.id).StringSlice()
+	lost, err := touchScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.m.part]}, c.group, c.name, e.attempt, e.m.id).StringSlice()
 	if err != nil {
 		// Unknown: deliver anyway; at worst twice, never lost.
-		c.cfg.Logger.Warn("redisstream: retry count not recorded", "group", c.group, "entry", e.id, "err", err)
+		c.cfg.Logger.Warn("redisstream: retry count not recorded", "group", c.group, "entry", e.m.id, "err", err)
 		return true
 	}
 	return len(lost) == 0
@@ -238,8 +265,8 @@ func (c *consumer) keepAlive() error {
 	for i, cmd := range cmds {
 		lost, _ := cmd.StringSlice()
 		for _, id := range lost {
-			if e := c.held[heldKey{parts[i], id}]; e != nil {
-				e.lost = true // still queued: it is not ours to handle any more
+			if m := c.held[heldKey{parts[i], id}]; m != nil {
+				m.lost = true // still queued: it is not ours to handle any more
 			}
 		}
 	}

@@ -92,7 +92,7 @@ func setup(t *testing.T, group string) (*redis.Client, redisstream.Config, *redi
 }
 
 // ghostRead reads every partition's new entries as consumer "ghost", which
-// then dies without acknowledging them.
+// then dies without acknowledging them; it returns the events they held.
 func ghostRead(t *testing.T, rdb *redis.Client, b *redisstream.Bus, cfg redisstream.Config, group string) int {
 	t.Helper()
 	keys := []string{}
@@ -110,7 +110,9 @@ func ghostRead(t *testing.T, rdb *redis.Client, b *redisstream.Bus, cfg redisstr
 	}
 	n := 0
 	for _, s := range res {
-		n += len(s.Messages)
+		for _, m := range s.Messages {
+			n += len(redisstream.EventsOf(m))
+		}
 	}
 	return n
 }
@@ -222,7 +224,9 @@ func TestDeletedPendingEntriesCleaned(t *testing.T) {
 				if err := rdb.XDel(ctx, b.Stream(p), m.ID).Err(); err != nil {
 					t.Fatal(err)
 				}
-				deleted[redisstream.EventOf(m).ID] = true
+				for _, e := range redisstream.EventsOf(m) {
+					deleted[e.ID] = true
+				}
 			}
 		}
 	}
@@ -246,13 +250,19 @@ func TestDeletedPendingEntriesCleaned(t *testing.T) {
 func TestTrimNeverDropsPendingOrUndelivered(t *testing.T) {
 	rdb, cfg, b := setup(t, "slow")
 	ctx := context.Background()
+	// One entry per event: the test counts entries.
+	one := func(evs []orderflow.Event) {
+		for _, e := range evs {
+			publish(t, b, e)
+		}
+	}
 	first := bustest.Events("a", 40, 10)
-	publish(t, b, first...)
+	one(first)
 	// Group "slow": a ghost holds the first batch pending, the second
 	// batch is not delivered to it at all.
 	ghostRead(t, rdb, b, cfg, "slow")
 	second := bustest.Events("b", 40, 10)
-	publish(t, b, second...)
+	one(second)
 	// Group "fast" acknowledges everything.
 	c := newCounter()
 	stop := run(t, b, "fast", func(_ context.Context, d orderflow.Delivery) error { c.add(d); return nil })
@@ -274,7 +284,7 @@ func TestTrimNeverDropsPendingOrUndelivered(t *testing.T) {
 		msgs, _ := rdb.XRange(ctx, b.Stream(p), "-", "+").Result()
 		var pend []string
 		for _, m := range msgs {
-			if strings.HasPrefix(redisstream.EventOf(m).OrderID, "a") {
+			if strings.HasPrefix(redisstream.EventsOf(m)[0].OrderID, "a") {
 				pend = append(pend, m.ID)
 			}
 		}

@@ -33,6 +33,9 @@ const (
 	DefaultConcurrency = 64
 	// DefaultBatchSize is the COUNT of one XREADGROUP, per stream.
 	DefaultBatchSize = 256
+	// DefaultEntryEvents is the most events Publish packs into one stream
+	// entry.
+	DefaultEntryEvents = 16
 	// DefaultBlock is how long one XREADGROUP waits for new entries.
 	DefaultBlock = time.Second
 	// DefaultMaxDeliveries is how many deliveries dead-letter an event.
@@ -77,9 +80,17 @@ type Config struct {
 	// BatchSize is the COUNT of each XREADGROUP per stream, and the most
 	// entries one XAUTOCLAIM takes.
 	BatchSize int
-	// MaxInFlight bounds the entries a Consume holds (read and not yet
+	// MaxInFlight bounds the events a Consume holds (read and not yet
 	// acknowledged); it reads no more until some are. Default 4 × BatchSize.
 	MaxInFlight int
+	// EntryEvents is the most events of one Publish call, all of one
+	// partition, that share a stream entry. Redis's cost is mostly per
+	// entry (append, delivery, pending list, ack), so a batch from the
+	// outbox relay costs it a fraction of one entry per event. A batch is
+	// acknowledged once all its events were handled (or dead-lettered);
+	// redelivered, its events already handled are skipped by their done
+	// markers. 1 gives every event its own entry.
+	EntryEvents int
 	// Block is how long an XREADGROUP waits for entries.
 	Block time.Duration
 	// MaxDeliveries is the number of deliveries after which an event is
@@ -129,6 +140,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Concurrency, DefaultConcurrency)
 	def(&c.BatchSize, DefaultBatchSize)
 	def(&c.MaxInFlight, 4*c.BatchSize)
+	def(&c.EntryEvents, DefaultEntryEvents)
 	def(&c.MaxDeliveries, DefaultMaxDeliveries)
 	defDur(&c.Block, DefaultBlock)
 	defDur(&c.BackoffBase, DefaultBackoffBase)

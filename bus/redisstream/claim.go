@@ -162,7 +162,7 @@ func (c *consumer) take(ctx context.Context, p int, ids []string, msgs []redis.X
 		if !ok {
 			n = 1 // unknown: it was delivered at least once before
 		}
-		es = append(es, newEntry(p, m, int(n)+extra))
+		es = append(es, newEntries(p, m, int(n)+extra)...)
 	}
 	var gone []string
 	for _, id := range ids {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,20 +22,32 @@ import (
 // dying, typically a poison event that crashes its handler's process.
 var errGaveUp = errors.New("redisstream: delivery limit reached")
 
-// entry is one stream entry held by a consumer, from read to ack.
+// msg is one stream entry held by a consumer, from read to ack: one event,
+// or the several of a batch entry. It is acknowledged with the last of its
+// events to settle, unless one of them was released unsettled.
+type msg struct {
+	part int
+	id   string // stream entry id
+	n    int    // its events
+	left int    // events not settled yet; c.mu
+	keep bool   // leave it pending: an event was released unsettled; c.mu
+	lost bool   // another consumer claimed it: drop its events unhandled; c.mu
+}
+
+// entry is one event of a held stream entry, from read to ack.
 type entry struct {
-	part    int
-	id      string // stream entry id
+	m       *msg
 	ev      orderflow.Event
 	evID    any    // ev.ID boxed once: the dedup check and the ack both send it
 	key     idKey  // ev.ID in the memo of ids handled here
 	only    string // redriven for this group only
 	bad     error  // undecodable: dead-lettered without handling
+	raw     []any  // the fields of an undecodable entry, for its dead letter
 	known   bool   // its event is marked done for the group: acknowledged unhandled
 	attempt int    // the delivery about to run (or running)
 	bump    bool   // record attempt in the pending list before delivering
 	mark    bool   // set the done marker with the ack
-	lost    bool   // another consumer claimed it: drop without ack
+	closes  bool   // the last event of its entry to settle: acknowledge the entry
 }
 
 type heldKey struct {
@@ -96,8 +109,12 @@ type consumer struct {
 	settled   chan struct{}    // a token whenever a worker finished with a head entry
 	starved   atomic.Int32     // goroutines waiting for room: acks must not wait
 
-	mu   sync.Mutex
-	held map[heldKey]*entry
+	room  int // the most events held at once: ready and acks never fill
+	chunk int // the most events dispatched at once: room - MaxInFlight
+
+	mu         sync.Mutex
+	held       map[heldKey]*msg
+	heldEvents int // events of held entries not settled yet
 	// freed is closed, and replaced, whenever held entries are released:
 	// a broadcast, since the reader and the reclaimer may both wait for
 	// room, and a single token would wake only one of them.
@@ -135,16 +152,21 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 	cfg := b.cfg
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-	bound := cfg.MaxInFlight + cfg.BatchSize*(cfg.Partitions+1)
+	// A read (or a claim) may bring BatchSize entries per partition once
+	// the consumer holds fewer than MaxInFlight events; bigger entries
+	// than ours (a publisher with a larger EntryEvents) are dispatched in
+	// chunks as room frees.
+	chunk := cfg.BatchSize * (cfg.Partitions + 1) * cfg.EntryEvents
+	bound := cfg.MaxInFlight + chunk
 	c := &consumer{
-		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx,
+		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx, room: bound, chunk: chunk,
 		done:      &doneKeys{b: b, group: group},
 		ready:     make(chan *orderQueue, bound),
 		acks:      make(chan *entry, bound),
 		freed:     make(chan struct{}),
 		settled:   make(chan struct{}, 1),
 		recovered: make(chan struct{}),
-		held:      map[heldKey]*entry{},
+		held:      map[heldKey]*msg{},
 		orders:    map[string]*orderQueue{},
 		timers:    map[*time.Timer]struct{}{},
 		recent:    map[idKey]struct{}{}, recentOld: map[idKey]struct{}{},
@@ -232,7 +254,7 @@ func (c *consumer) readLoop(ctx context.Context) {
 		for _, s := range streams {
 			p := c.partOf(s.Stream)
 			for _, m := range s.Messages {
-				es = append(es, newEntry(p, m, 1))
+				es = append(es, newEntries(p, m, 1)...)
 			}
 		}
 		c.dispatch(ctx, es)
@@ -283,20 +305,59 @@ func (c *consumer) partOf(stream string) int {
 	return -1
 }
 
-func newEntry(p int, m redis.XMessage, attempt int) *entry {
-	ev, only, err := decode(m)
-	return &entry{part: p, id: m.ID, ev: ev, evID: ev.ID, key: keyOf(ev.ID), only: only, bad: err, attempt: attempt}
+// newEntries returns the events of stream entry m of partition p, each
+// to be delivered as attempt. An entry that does not decode is one entry,
+// to be dead-lettered with its fields as they are.
+func newEntries(p int, m redis.XMessage, attempt int) []*entry {
+	evs, only, err := decode(m)
+	ms := &msg{part: p, id: m.ID}
+	if err != nil {
+		var ev orderflow.Event
+		if len(evs) > 0 {
+			ev = evs[0]
+		}
+		ms.n, ms.left = 1, 1
+		return []*entry{{m: ms, ev: ev, only: only, bad: err, raw: rawFields(m), attempt: attempt}}
+	}
+	ms.n, ms.left = len(evs), len(evs)
+	arr := make([]entry, len(evs))
+	es := make([]*entry, len(evs))
+	for i := range evs {
+		arr[i] = entry{m: ms, ev: evs[i], evID: evs[i].ID, key: keyOf(evs[i].ID), only: only, attempt: attempt}
+		es[i] = &arr[i]
+	}
+	return es
 }
 
-// waitSpace blocks while the consumer holds MaxInFlight entries; false
+// rawFields returns m's fields as an XADD field list, in name order.
+func rawFields(m redis.XMessage) []any {
+	names := make([]string, 0, len(m.Values))
+	for k := range m.Values {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	out := make([]any, 0, 2*len(names))
+	for _, k := range names {
+		out = append(out, k, m.Values[k])
+	}
+	return out
+}
+
+// waitSpace blocks while the consumer holds MaxInFlight events; false
 // when ctx ended. The reader and the reclaimer both call it.
 func (c *consumer) waitSpace(ctx context.Context) bool {
+	return c.waitRoom(ctx, 1, c.cfg.MaxInFlight)
+}
+
+// waitRoom blocks until n more events fit under limit; false when ctx
+// ended.
+func (c *consumer) waitRoom(ctx context.Context, n, limit int) bool {
 	for {
 		c.mu.Lock()
-		n := len(c.held)
+		held := c.heldEvents
 		freed := c.freed
 		c.mu.Unlock()
-		if n < c.cfg.MaxInFlight {
+		if held+n <= limit {
 			return true
 		}
 		c.starved.Add(1)
@@ -315,18 +376,32 @@ func (c *consumer) waitSpace(ctx context.Context) bool {
 	}
 }
 
-// dispatch takes entries read or claimed: entries whose event this group
-// already handled (the relay published it again) are acknowledged without
-// handling, the rest queue behind their order's earlier entries.
+// dispatch takes the events of entries read or claimed: events this group
+// already handled (the relay published them again) are acknowledged
+// without handling, the rest queue behind their order's earlier events.
+// It takes them in chunks that fit the consumer's room, waiting for room
+// as needed; what it could not take when ctx ended stays pending.
 func (c *consumer) dispatch(ctx context.Context, es []*entry) {
+	for len(es) > 0 {
+		n := min(len(es), c.chunk)
+		if !c.waitRoom(ctx, n, c.room) {
+			return
+		}
+		c.dispatchChunk(ctx, es[:n])
+		es = es[n:]
+	}
+}
+
+func (c *consumer) dispatchChunk(ctx context.Context, es []*entry) {
 	c.mu.Lock()
 	fresh := es[:0]
 	for _, e := range es {
-		k := heldKey{e.part, e.id}
-		if _, ok := c.held[k]; ok || e.part < 0 {
+		k := heldKey{e.m.part, e.m.id}
+		if h, ok := c.held[k]; (ok && h != e.m) || e.m.part < 0 {
 			continue // ours already (a reclaim found our own idle entry)
 		}
-		c.held[k] = e
+		c.held[k] = e.m
+		c.heldEvents++
 		fresh = append(fresh, e)
 	}
 	c.mu.Unlock()
@@ -446,22 +521,20 @@ func (c *consumer) handleHead(q *orderQueue) {
 	if !seen {
 		_, seen = c.recentOld[e.key]
 	}
-	lost := e.lost
+	lost := e.m.lost
 	c.mu.Unlock()
 	switch {
 	case lost:
 		c.next(q, nil)
 		return
 	case e.bad != nil:
-		c.deadLetter(e, e.bad)
-		c.next(q, nil)
+		c.deadLetter(q, e, e.bad)
 		return
 	case e.only != "" && e.only != c.group, seen:
 		c.next(q, e) // not ours to handle, or handled here already
 		return
 	case e.attempt > c.cfg.MaxDeliveries:
-		c.deadLetter(e, errGaveUp)
-		c.next(q, nil)
+		c.deadLetter(q, e, errGaveUp)
 		return
 	}
 	if e.bump && !c.touchOne(e) {
@@ -475,8 +548,7 @@ func (c *consumer) handleHead(q *orderQueue) {
 		return
 	}
 	if orderflow.IsPermanent(err) || e.attempt >= c.cfg.MaxDeliveries {
-		c.deadLetter(e, err)
-		c.next(q, nil)
+		c.deadLetter(q, e, err)
 		return
 	}
 	e.attempt++
@@ -504,7 +576,8 @@ func (c *consumer) call(e *entry) (err error) {
 }
 
 // next pops q's head entry, queueing it for acknowledgement when ack is
-// set (otherwise it is released at once), and passes q on.
+// set (otherwise it is released at once, and its stream entry left
+// pending), and passes q on.
 func (c *consumer) next(q *orderQueue, ack *entry) {
 	c.mu.Lock()
 	head, more := q.pop()
@@ -515,8 +588,9 @@ func (c *consumer) next(q *orderQueue, ack *entry) {
 		c.freeQueueLocked(q)
 	}
 	if ack == nil {
-		delete(c.held, heldKey{head.part, head.id})
-		c.freedLocked()
+		head.m.left--
+		head.m.keep = true
+		c.settledLocked(head.m, 1)
 	} else if ack.mark {
 		c.rememberLocked(ack.key)
 	}
@@ -548,6 +622,16 @@ func (c *consumer) freeQueueLocked(q *orderQueue) {
 		q.id = ""
 		c.spare = append(c.spare, q)
 	}
+}
+
+// settledLocked counts n events of m settled and forgets m once all of
+// its events are; c.mu is held.
+func (c *consumer) settledLocked(m *msg, n int) {
+	c.heldEvents -= n
+	if k := (heldKey{m.part, m.id}); m.left == 0 && c.held[k] == m {
+		delete(c.held, k)
+	}
+	c.freedLocked()
 }
 
 // freedLocked wakes every goroutine waiting in waitSpace; c.mu is held.

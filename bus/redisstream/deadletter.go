@@ -51,8 +51,11 @@ func (b *Bus) DeadLetters(ctx context.Context, limit int) ([]orderflow.DeadLette
 
 // deadLetterOf decodes a dead-letter stream entry of partition p.
 func deadLetterOf(p int, m redis.XMessage) orderflow.DeadLetter {
-	ev, _, _ := decode(m) // a damaged event is shown as far as it decodes
-	d := orderflow.DeadLetter{ID: strconv.Itoa(p) + "-" + m.ID, Event: ev}
+	d := orderflow.DeadLetter{ID: strconv.Itoa(p) + "-" + m.ID}
+	// A damaged entry is shown as far as it decodes: its first event.
+	if evs, _, _ := decode(m); len(evs) > 0 {
+		d.Event = evs[0]
+	}
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
 	d.Group = str("dl:group")
 	d.Attempts, _ = strconv.Atoi(str("dl:attempts"))

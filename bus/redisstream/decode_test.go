@@ -1,6 +1,8 @@
 package redisstream
 
 import (
+	"bytes"
+	"encoding/binary"
 	"reflect"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func FuzzDecode(f *testing.F) {
 		if only != "" {
 			vals[fOnly] = only
 		}
-		e, gotOnly, err := decode(redis.XMessage{ID: entryID, Values: vals})
+		e, gotOnly, err := decodeOne(redis.XMessage{ID: entryID, Values: vals})
 		if err != nil {
 			return
 		}
@@ -40,7 +42,7 @@ func FuzzDecode(f *testing.F) {
 				back[enc[i].(string)] = v
 			}
 		}
-		e2, only2, err := decode(redis.XMessage{ID: entryID, Values: back})
+		e2, only2, err := decodeOne(redis.XMessage{ID: entryID, Values: back})
 		if err != nil || only2 != gotOnly || !sameEvent(e, e2) {
 			t.Fatalf("round trip: %+v %q → %+v %q, %v", e, gotOnly, e2, only2, err)
 		}
@@ -73,6 +75,65 @@ func FuzzUnpack(f *testing.F) {
 	})
 }
 
+// FuzzUnpackBatch feeds unpackBatch arbitrary batch values: it must never
+// panic, never return more events than the value can hold, and what it
+// accepts must pack back (as Publish packs a batch) to the same events.
+func FuzzUnpackBatch(f *testing.F) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	evs := []orderflow.Event{
+		{ID: "evt_1", Type: "order.created", OrderID: "ord_1", Payload: []byte(`{"a":1}`), CreatedAt: created, Seq: 7,
+			Headers: map[string]string{"traceparent": "00-ab-cd-01"}},
+		{ID: "e", OrderID: "o", CreatedAt: created, Payload: make([]byte, 300)},
+	}
+	f.Add(string(packBatch(evs)))
+	f.Add(string(packBatch(evs[:1])))
+	f.Add("\x02")
+	f.Add("\x02\x02\x00\x00")
+	f.Add("\x02\xff\xff\xff\xff\x0f")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := unpackBatch(s)
+		if len(got) > len(s)/2 {
+			t.Fatalf("%d events out of %d bytes", len(got), len(s))
+		}
+		if err != nil {
+			return
+		}
+		back, err := unpackBatch(string(packBatch(got)))
+		if err != nil || len(back) != len(got) {
+			t.Fatalf("round trip: %d events → %d, %v", len(got), len(back), err)
+		}
+		for i := range got {
+			if !sameEvent(got[i], back[i]) {
+				t.Fatalf("round trip of event %d: %+v → %+v", i, got[i], back[i])
+			}
+		}
+	})
+}
+
+// packBatch packs evs as Publish packs a batch entry's value.
+func packBatch(evs []orderflow.Event) []byte {
+	b := binary.AppendUvarint([]byte{batchVersion}, uint64(len(evs)))
+	for i := range evs {
+		b = appendPackedLen(b, &evs[i])
+	}
+	return b
+}
+
+// TestPackedLenAnySize: appendPackedLen moves the packed bytes when the
+// length needs more than one byte, and every size unpacks back.
+func TestPackedLenAnySize(t *testing.T) {
+	for _, size := range []int{0, 1, 90, 100, 127, 128, 200, 16000, 16384, 70000, 3 << 20} {
+		evs := []orderflow.Event{
+			{ID: "a", OrderID: "o", Payload: bytes.Repeat([]byte{'x'}, size), CreatedAt: time.Unix(0, 5).UTC()},
+			{ID: "b", OrderID: "o", Payload: []byte("tail"), CreatedAt: time.Unix(0, 6).UTC()},
+		}
+		got, err := unpackBatch(string(packBatch(evs)))
+		if err != nil || len(got) != 2 || !sameEvent(got[0], evs[0]) || !sameEvent(got[1], evs[1]) {
+			t.Fatalf("payload of %d bytes: unpacked %d events, %v", size, len(got), err)
+		}
+	}
+}
+
 func sameEvent(a, b orderflow.Event) bool {
 	return a.ID == b.ID && a.Type == b.Type && a.OrderID == b.OrderID && string(a.Payload) == string(b.Payload) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.Seq == b.Seq && reflect.DeepEqual(a.Headers, b.Headers)
@@ -101,7 +162,7 @@ func TestDecodeFields(t *testing.T) {
 					vals[enc[i].(string)] = enc[i+1]
 				}
 			}
-			got, only, err := decode(redis.XMessage{ID: "1700000000000-3", Values: vals})
+			got, only, err := decodeOne(redis.XMessage{ID: "1700000000000-3", Values: vals})
 			want := tc.ev
 			want.Seq = tc.wantSeq
 			if want.Payload == nil {

@@ -14,27 +14,35 @@
 // DedupTTL after its window). The braces are a cluster hash tag: a
 // partition's keys share a slot, so every Lua script call here, which
 // touches one partition's keys (or, off a cluster, several partitions'),
-// runs on a cluster too. An entry has one field, "e", the event packed
-// (id, type, order id, creation time, outbox seq, headers, payload; a W3C
-// trace context crosses as a header), and "only" when it was redriven for
-// one group.
+// runs on a cluster too. An entry of one event has one field, "e", the
+// event packed (id, type, order id, creation time, outbox seq, headers,
+// payload; a W3C trace context crosses as a header), and "only" when it
+// was redriven for one group. Publish packs the events of one call that
+// share a partition into entries of up to Config.EntryEvents, field "b"
+// (each event packed as in "e", in publish order): Redis's cost is mostly
+// per entry, so a batch from the outbox relay costs a fraction of an entry
+// per event.
 //
 // # Delivery
 //
 // Delivery is at least once, acknowledged only after the handler returned
 // nil. Each Consume call is one consumer of the group, named
 // Config.Consumer-N, reading every partition with one XREADGROUP (COUNT
-// Config.BatchSize per stream, BLOCK Config.Block); it holds at most
-// Config.MaxInFlight entries. Entries of one order are handled one at a
-// time, in stream order, by Config.Concurrency workers; a failed delivery
-// holds back the later events of its order (not of other orders) until it
-// succeeds or is dead-lettered. Two consumers of one group may each receive
-// events of the same order; the order between them is not kept.
+// Config.BatchSize per stream, BLOCK Config.Block); it reads no more while
+// it holds Config.MaxInFlight events. Events of one order are handled one
+// at a time, in stream order, by Config.Concurrency workers; a failed
+// delivery holds back the later events of its order (not of other orders)
+// until it succeeds or is dead-lettered. A batch entry is acknowledged
+// once each of its events was handled, skipped or dead-lettered; until
+// then it stays pending, and if it is delivered again its events already
+// handled are skipped by their done markers. Two consumers of one group
+// may each receive events of the same order; the order between them is
+// not kept.
 //
 // Acknowledgement and the "processed" marker are written by ONE script
-// (SADD of the event ids to the current done bucket, then XACK) after the
-// handler succeeded, batched without a timer: whatever gathered while the
-// previous write ran, plus, while deliveries are still queued for the
+// (SADD of the event ids to the current done bucket, then XACK of the
+// entries whose last event this settles) after the handler succeeded,
+// batched without a timer: whatever gathered while the previous write ran, plus, while deliveries are still queued for the
 // workers and the reader has room, the acks of those, goes in one script
 // call (one per partition on a cluster, pipelined). Every entry read is
 // checked against the group's done markers before it is queued (one
@@ -57,7 +65,8 @@
 // is that count; Redis restarted empty forgets it, which is accepted. After
 // Config.MaxDeliveries deliveries, or at once for an orderflow.Permanent
 // error, one script copies the entry to the dead letters and acknowledges
-// it. A handler that panics fails that delivery. DeadLetters lists the dead
+// it (an event of a batch entry is copied, and its entry acknowledged
+// with its last event). A handler that panics fails that delivery. DeadLetters lists the dead
 // letters; Redrive puts one back into its stream as a new entry that only
 // its group handles, with Attempt starting at 1.
 //

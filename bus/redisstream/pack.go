@@ -8,8 +8,16 @@ import (
 	"github.com/orderflow/orderflow"
 )
 
-// packVersion leads a packed event; another first byte is not ours.
-const packVersion = 1
+// packVersion leads a packed event, batchVersion a packed batch; another
+// first byte is not ours.
+const (
+	packVersion  = 1
+	batchVersion = 2
+)
+
+// maxBatchEvents bounds the event count a batch entry may claim, so a
+// damaged count cannot make the consumer allocate without limit.
+const maxBatchEvents = 1 << 16
 
 // errPacked reports a packed event that does not parse: damaged, or
 // written by something else.
@@ -105,6 +113,60 @@ func unpack(s string, e *orderflow.Event) error {
 	}
 	e.Payload = []byte(s)
 	return nil
+}
+
+// appendPackedLen appends e packed (appendPacked) after its length, as one
+// event of a batch entry. It packs in place and moves the bytes only when
+// the length takes more than the byte it reserved.
+func appendPackedLen(b []byte, e *orderflow.Event) []byte {
+	at := len(b)
+	b = append(b, 0)
+	b = appendPacked(b, e)
+	n := len(b) - at - 1
+	if n < 0x80 {
+		b[at] = byte(n)
+		return b
+	}
+	var l [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(l[:], uint64(n))
+	b = append(b, l[1:k]...) // room for the longer length
+	copy(b[at+k:], b[at+1:at+1+n])
+	copy(b[at:], l[:k])
+	return b
+}
+
+// unpackBatch returns the events of a packed batch (batchVersion, the
+// event count, then each event's length and packed bytes), checking every
+// length against what is left: s comes off the network. On error it
+// returns the events that did unpack.
+func unpackBatch(s string) ([]orderflow.Event, error) {
+	if len(s) == 0 || s[0] != batchVersion {
+		return nil, errPacked
+	}
+	s = s[1:]
+	n, k := uvarintString(s)
+	// Every event takes at least two bytes: a length and a version.
+	if k <= 0 || n == 0 || n > maxBatchEvents || n > uint64(len(s)-k)/2 {
+		return nil, errPacked
+	}
+	s = s[k:]
+	evs := make([]orderflow.Event, 0, n)
+	for range n {
+		l, k := uvarintString(s)
+		if k <= 0 || l > uint64(len(s)-k) {
+			return evs, errPacked
+		}
+		var e orderflow.Event
+		if err := unpack(s[k:k+int(l)], &e); err != nil {
+			return evs, err
+		}
+		evs = append(evs, e)
+		s = s[k+int(l):]
+	}
+	if len(s) != 0 {
+		return evs, errPacked
+	}
+	return evs, nil
 }
 
 // uvarintString is binary.Uvarint over a string, without copying it.

@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ const (
 	fSeq     = "seq"     // the outbox seq, when the publisher had one
 	fOnly    = "only"    // set by Redrive: only this group handles the entry
 	fEvent   = "e"       // the whole event packed (appendPacked)
+	fBatch   = "b"       // several events packed (batchVersion, count, then each with its length)
 	fHeader  = "h:"
 )
 
@@ -30,49 +32,103 @@ const (
 // build one huge request.
 const maxPipeline = 512
 
+// maxEntryBytes bounds the packed events of one batch entry; an event
+// larger than that still gets an entry of its own.
+const maxEntryBytes = 256 << 10
+
 // Publish appends evs to their partitions' streams with pipelined XADDs,
-// in order, so one order's events keep their order. It returns once Redis
-// has them all; on error some may have been appended, and publishing again
-// is safe: a consumer group acknowledges an event id it already handled
-// without calling its handler (within Config.DedupTTL). The outbox relay
-// calls it and marks its rows sent only after it returned nil.
+// so one order's events keep their order. The events of one call that
+// share a partition are packed together, up to Config.EntryEvents per
+// stream entry: Redis then stores, delivers and acknowledges one entry
+// for several events, which is most of what a message costs it. It
+// returns once Redis has them all; on error some may have been appended,
+// and publishing again is safe: a consumer group acknowledges an event id
+// it already handled without calling its handler (within Config.DedupTTL).
+// The outbox relay calls it and marks its rows sent only after it
+// returned nil.
 func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 	for i := range evs {
 		if evs[i].ID == "" || evs[i].OrderID == "" {
 			return orderflow.Invalid("event", "event %d needs an id and an order id", i)
 		}
 	}
-	for len(evs) > 0 {
-		n := min(len(evs), maxPipeline)
-		if err := b.publish(ctx, evs[:n]); err != nil {
+	if len(evs) == 0 {
+		return nil
+	}
+	// Group by partition, each group in call order: a counting sort.
+	parts := make([]int, len(evs))
+	end := make([]int, len(b.streams))
+	for i := range evs {
+		parts[i] = b.Partition(evs[i].OrderID)
+		end[parts[i]]++
+	}
+	for p := 1; p < len(end); p++ {
+		end[p] += end[p-1]
+	}
+	order := make([]int, len(evs))
+	for i := len(evs) - 1; i >= 0; i-- {
+		end[parts[i]]--
+		order[end[parts[i]]] = i
+	}
+	var entries [][]int // each entry's events, as indexes into evs
+	for lo := 0; lo < len(order); {
+		p, size := parts[order[lo]], 0
+		hi := lo
+		for hi < len(order) && parts[order[hi]] == p && hi-lo < b.cfg.EntryEvents {
+			size += packedSize(&evs[order[hi]])
+			if hi > lo && size > maxEntryBytes {
+				break
+			}
+			hi++
+		}
+		entries = append(entries, order[lo:hi])
+		lo = hi
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), maxPipeline)
+		if err := b.publish(ctx, evs, parts, entries[:n]); err != nil {
 			return err
 		}
-		evs = evs[n:]
+		entries = entries[n:]
 	}
 	return nil
 }
 
-// publish sends one pipeline of XADDs. The packed events share one
-// buffer and the commands' arguments one slice: a publisher's allocations
-// are per call, not per event, except the command itself.
-func (b *Bus) publish(ctx context.Context, evs []orderflow.Event) error {
+// publish sends one pipeline of XADDs, one per entry: an entry of one
+// event carries it packed in field "e", an entry of several carries them
+// in field "b" (appendBatch). The packed events share one buffer and the
+// commands' arguments one slice: a publisher's allocations are per call,
+// not per event, except the commands themselves.
+func (b *Bus) publish(ctx context.Context, evs []orderflow.Event, parts []int, entries [][]int) error {
 	size := 0
-	for i := range evs {
-		size += packedSize(&evs[i])
+	for _, ix := range entries {
+		for _, i := range ix {
+			size += packedSize(&evs[i]) + binary.MaxVarintLen64
+		}
+		size += 1 + binary.MaxVarintLen64
 	}
 	buf := make([]byte, 0, size)
-	const perEvent = 5 // xadd, stream, *, field, value
-	args := make([]any, 0, perEvent*len(evs))
+	const perEntry = 5 // xadd, stream, *, field, value
+	args := make([]any, 0, perEntry*len(entries))
 	pipe := b.rdb.Pipeline()
-	for i := range evs {
-		e := &evs[i]
+	for _, ix := range entries {
 		at := len(buf)
-		// Earlier events keep their bytes if buf grows: they point into
-		// the old array, which still holds them.
-		buf = appendPacked(buf, e)
+		field := fEvent
+		if len(ix) == 1 {
+			buf = appendPacked(buf, &evs[ix[0]])
+		} else {
+			field = fBatch
+			buf = append(buf, batchVersion)
+			buf = binary.AppendUvarint(buf, uint64(len(ix)))
+			for _, i := range ix {
+				buf = appendPackedLen(buf, &evs[i])
+			}
+		}
 		a := len(args)
-		args = append(args, b.xadd[b.Partition(e.OrderID)]...)
-		args = append(args, fEvent, buf[at:len(buf):len(buf)])
+		args = append(args, b.xadd[parts[ix[0]]]...)
+		// Earlier entries keep their bytes if buf grows: they point into
+		// the old array, which still holds them.
+		args = append(args, field, buf[at:len(buf):len(buf)])
 		_ = pipe.Process(ctx, redis.NewStringCmd(ctx, args[a:len(args):len(args)]...))
 	}
 	cmds, err := pipe.Exec(ctx)
@@ -93,10 +149,31 @@ func fields(e *orderflow.Event, only string) []any {
 	return f
 }
 
-// decode turns a stream entry back into an event; only is the group a
-// redriven entry is meant for. An entry without an id or order id is not
-// ours (or damaged) and is an error: the consumer dead-letters it.
-func decode(m redis.XMessage) (e orderflow.Event, only string, err error) {
+// decode turns a stream entry back into its events, in publish order;
+// only is the group a redriven entry is meant for. An entry that does not
+// parse, or whose event has no id or order id, is not ours (or damaged)
+// and is an error, returned with what did decode: the consumer
+// dead-letters it.
+func decode(m redis.XMessage) (evs []orderflow.Event, only string, err error) {
+	only, _ = m.Values[fOnly].(string)
+	if p, ok := m.Values[fBatch].(string); ok {
+		evs, err = unpackBatch(p)
+		if err != nil {
+			return evs, only, fmt.Errorf("entry %s: %w", m.ID, err)
+		}
+		for i := range evs {
+			if evs[i], _, err = finish(m.ID, evs[i], only); err != nil {
+				return evs, only, err
+			}
+		}
+		return evs, only, nil
+	}
+	e, only, err := decodeOne(m)
+	return []orderflow.Event{e}, only, err
+}
+
+// decodeOne decodes an entry of one event.
+func decodeOne(m redis.XMessage) (e orderflow.Event, only string, err error) {
 	if p, ok := m.Values[fEvent].(string); ok {
 		only, _ = m.Values[fOnly].(string)
 		if err := unpack(p, &e); err != nil {
@@ -149,8 +226,9 @@ func finish(entryID string, e orderflow.Event, only string) (orderflow.Event, st
 }
 
 // entrySeq derives a Seq from a stream entry id (ms-seq) for events
-// published without an outbox seq: it increases with the id within a
-// stream, which is all Seq promises to a consumer.
+// published without an outbox seq: it grows with the id within a stream
+// (the events of one batch entry share it), which is all Seq promises to
+// a consumer.
 func entrySeq(id string) int64 {
 	ms, seq, ok := parseID(id)
 	if !ok {

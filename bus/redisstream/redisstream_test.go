@@ -94,23 +94,36 @@ func testConfig(prefix string) redisstream.Config {
 }
 
 func TestContract(t *testing.T) {
-	bustest.Run(t, bustest.Harness{
-		MaxDeliveries: 3,
-		Open: func(t *testing.T) bustest.Bus {
-			rdb := MustClient(t)
-			cfg := testConfig(MustPrefix(t, rdb))
-			b := redisstream.New(rdb, cfg)
-			return bustest.Bus{
-				Consumer:    b,
-				DeadLetters: b,
-				Publish: func(ctx context.Context, evs ...orderflow.Event) error {
-					return b.Publish(ctx, evs)
+	for _, tc := range []struct {
+		name        string
+		entryEvents int
+	}{
+		// The default packs a Publish call's events of one partition
+		// together; 1 gives every event its own entry.
+		{"Packed", 0},
+		{"OneEventPerEntry", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bustest.Run(t, bustest.Harness{
+				MaxDeliveries: 3,
+				Open: func(t *testing.T) bustest.Bus {
+					rdb := MustClient(t)
+					cfg := testConfig(MustPrefix(t, rdb))
+					cfg.EntryEvents = tc.entryEvents
+					b := redisstream.New(rdb, cfg)
+					return bustest.Bus{
+						Consumer:    b,
+						DeadLetters: b,
+						Publish: func(ctx context.Context, evs ...orderflow.Event) error {
+							return b.Publish(ctx, evs)
+						},
+						// A restarted process: a new client, the same consumer name.
+						Restart: func(t *testing.T) orderflow.Consumer {
+							return redisstream.New(MustClient(t), cfg)
+						},
+					}
 				},
-				// A restarted process: a new client, the same consumer name.
-				Restart: func(t *testing.T) orderflow.Consumer {
-					return redisstream.New(MustClient(t), cfg)
-				},
-			}
-		},
-	})
+			})
+		})
+	}
 }

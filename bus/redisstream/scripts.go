@@ -42,15 +42,21 @@ end
 return acked
 `)
 
-// deadScript moves one entry to the dead letters: acknowledged and copied
-// in one step, and only if it was still pending (another consumer that
-// acknowledged it first wins; no duplicate dead letter).
+// deadScript copies an event to the dead letters, only if its entry is
+// still pending (another consumer that acknowledged it first wins; no
+// duplicate dead letter). An entry of one event is acknowledged in the
+// same step; a batch entry stays pending until its other events settle.
 //
-// KEYS[1] stream, KEYS[2] dead-letter stream.
-// ARGV[1] group, ARGV[2] entry id, ARGV[3..] the dead letter's fields.
+// KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] group, ARGV[2]
+// entry id, ARGV[3] 1 to acknowledge the entry too (go-redis sends true as
+// 1), ARGV[4..] the dead letter's fields. Returns 1 when copied.
 var deadScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+if ARGV[3] == '1' then
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+elseif #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
 return 1
 `)
 

@@ -11,12 +11,11 @@ import (
 // wake-up token the reclaimer could take it and leave the reader parked
 // forever with nothing held (seen as a stalled volume test under CPU load).
 func TestWaitSpaceWakesEveryWaiter(t *testing.T) {
-	k := heldKey{0, "1-0"}
 	c := &consumer{
-		cfg:     Config{MaxInFlight: 1},
-		held:    map[heldKey]*entry{k: {}},
-		freed:   make(chan struct{}),
-		settled: make(chan struct{}, 1),
+		cfg:        Config{MaxInFlight: 1},
+		heldEvents: 1,
+		freed:      make(chan struct{}),
+		settled:    make(chan struct{}, 1),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -32,7 +31,7 @@ func TestWaitSpaceWakesEveryWaiter(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	c.mu.Lock()
-	delete(c.held, k)
+	c.heldEvents = 0
 	c.freedLocked()
 	c.mu.Unlock()
 	for i := range waiters {
