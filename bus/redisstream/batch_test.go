@@ -94,9 +94,9 @@ func TestPublishPacksOnePartitionsEvents(t *testing.T) {
 // a while; its siblings are handled once, marked done at once, and the
 // entry stays pending until the failing event succeeds.
 func TestBatchEntryWaitsForItsFailingEvent(t *testing.T) {
-	rdb, cfg, b := setup(t, "risk")
+	rdb, cfg, _ := setup(t, "risk")
 	cfg.MaxDeliveries = 1000 // never reached: the test heals it first
-	b = redisstream.New(rdb, cfg)
+	b := redisstream.New(rdb, cfg)
 	evs := onePartition(b, "o", 6)
 	flaky := evs[2].ID
 	var heal atomic.Bool
@@ -139,9 +139,9 @@ func TestBatchEntryWaitsForItsFailingEvent(t *testing.T) {
 // of a batch entry fails; a restarted consumer takes the entry back and
 // handles only that event: the others are done and marked.
 func TestBatchEntryRedeliveredSkipsHandled(t *testing.T) {
-	rdb, cfg, b := setup(t, "risk")
+	rdb, cfg, _ := setup(t, "risk")
 	cfg.MaxDeliveries = 1000
-	b = redisstream.New(rdb, cfg)
+	b := redisstream.New(rdb, cfg)
 	evs := onePartition(b, "o", 6)
 	flaky := evs[3].ID
 	c := newCounter()

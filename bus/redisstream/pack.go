@@ -62,6 +62,13 @@ func packedSize(e *orderflow.Event) int {
 // unpack fills e from a packed value s (appendPacked). It checks every
 // length against what is left: s comes off the network.
 func unpack(s string, e *orderflow.Event) error {
+	return unpackInto(s, e, nil)
+}
+
+// unpackInto is unpack, copying the payload into *arena when arena is not
+// nil (each payload capped at its length, so appending to one cannot
+// overwrite the next): the events of a batch then share one allocation.
+func unpackInto(s string, e *orderflow.Event, arena *[]byte) error {
 	if len(s) == 0 || s[0] != packVersion {
 		return errPacked
 	}
@@ -111,7 +118,13 @@ func unpack(s string, e *orderflow.Event) error {
 	if bad {
 		return errPacked
 	}
-	e.Payload = []byte(s)
+	if arena == nil || cap(*arena)-len(*arena) < len(s) {
+		e.Payload = []byte(s)
+		return nil
+	}
+	at := len(*arena)
+	*arena = append(*arena, s...)
+	e.Payload = (*arena)[at:len(*arena):len(*arena)]
 	return nil
 }
 
@@ -151,13 +164,14 @@ func unpackBatch(s string) ([]orderflow.Event, error) {
 	}
 	s = s[k:]
 	evs := make([]orderflow.Event, 0, n)
+	arena := make([]byte, 0, len(s)) // every payload fits: each is part of s
 	for range n {
 		l, k := uvarintString(s)
 		if k <= 0 || l > uint64(len(s)-k) {
 			return evs, errPacked
 		}
 		var e orderflow.Event
-		if err := unpack(s[k:k+int(l)], &e); err != nil {
+		if err := unpackInto(s[k:k+int(l)], &e, &arena); err != nil {
 			return evs, err
 		}
 		evs = append(evs, e)
