@@ -395,12 +395,16 @@ func (c *consumer) dispatch(ctx context.Context, es []*entry) {
 func (c *consumer) dispatchChunk(ctx context.Context, es []*entry) {
 	c.mu.Lock()
 	fresh := es[:0]
+	var last *msg // the entry just taken: its other events follow it
 	for _, e := range es {
-		k := heldKey{e.m.part, e.m.id}
-		if h, ok := c.held[k]; (ok && h != e.m) || e.m.part < 0 {
-			continue // ours already (a reclaim found our own idle entry)
+		if e.m != last {
+			k := heldKey{e.m.part, e.m.id}
+			if h, ok := c.held[k]; (ok && h != e.m) || e.m.part < 0 {
+				continue // ours already (a reclaim found our own idle entry)
+			}
+			c.held[k] = e.m
+			last = e.m
 		}
-		c.held[k] = e.m
 		c.heldEvents++
 		fresh = append(fresh, e)
 	}
