@@ -152,11 +152,13 @@ func (b *Bus) Consume(ctx context.Context, group string, h orderflow.Handler) er
 	cfg := b.cfg
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-	// A read (or a claim) may bring BatchSize entries per partition once
-	// the consumer holds fewer than MaxInFlight events; bigger entries
-	// than ours (a publisher with a larger EntryEvents) are dispatched in
-	// chunks as room frees.
-	chunk := cfg.BatchSize * (cfg.Partitions + 1) * cfg.EntryEvents
+	// A read (or a claim) comes once the consumer holds fewer than
+	// MaxInFlight events, and its events are taken in chunks of one
+	// event per entry it may bring (BatchSize per partition), each as room
+	// frees: the reader waits (back-pressure) rather than the queues
+	// growing with the events per entry. The queues' buffers are scanned
+	// by every garbage collection, so they stay this size.
+	chunk := cfg.BatchSize * (cfg.Partitions + 1)
 	bound := cfg.MaxInFlight + chunk
 	c := &consumer{
 		b: b, cfg: cfg, group: group, name: name, h: h, hctx: hctx, room: bound, chunk: chunk,
