@@ -47,12 +47,16 @@ func TestPublishPacksOnePartitionsEvents(t *testing.T) {
 		name        string
 		entryEvents int
 		events      int
+		payload     int   // bytes per event, 0 for bustest's
 		want        []int // events per entry of partition 0
 	}{
-		{"AllInOne", 0, 5, []int{5}},
-		{"SplitAtEntryEvents", 2, 5, []int{2, 2, 1}},
-		{"OneEventPerEntry", 1, 3, []int{1, 1, 1}},
-		{"Single", 0, 1, []int{1}},
+		{"AllInOne", 0, 5, 0, []int{5}},
+		{"SplitAtEntryEvents", 2, 5, 0, []int{2, 2, 1}},
+		{"OneEventPerEntry", 1, 3, 0, []int{1, 1, 1}},
+		{"Single", 0, 1, 0, []int{1}},
+		// An entry holds at most 256 KiB of packed events, but at least one.
+		{"SplitAtEntryBytes", 0, 4, 100 << 10, []int{2, 2}},
+		{"HugeEventAlone", 0, 2, 300 << 10, []int{1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb := MustClient(t)
@@ -60,6 +64,11 @@ func TestPublishPacksOnePartitionsEvents(t *testing.T) {
 			cfg.EntryEvents = tc.entryEvents
 			b := redisstream.New(rdb, cfg)
 			evs := onePartition(b, "o", tc.events)
+			if tc.payload > 0 {
+				for i := range evs {
+					evs[i].Payload = make([]byte, tc.payload)
+				}
+			}
 			// An event of another partition in between does not split them.
 			other := bustest.Event("x", 99)
 			for b.Partition(other.OrderID) == 0 {

@@ -57,9 +57,11 @@ func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 	}
 	// Group by partition, each group in call order: a counting sort.
 	parts := make([]int, len(evs))
+	sizes := make([]int, len(evs)) // packedSize walks the headers: once
 	end := make([]int, len(b.streams))
 	for i := range evs {
 		parts[i] = b.Partition(evs[i].OrderID)
+		sizes[i] = packedSize(&evs[i])
 		end[parts[i]]++
 	}
 	for p := 1; p < len(end); p++ {
@@ -75,7 +77,7 @@ func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 		p, size := parts[order[lo]], 0
 		hi := lo
 		for hi < len(order) && parts[order[hi]] == p && hi-lo < b.cfg.EntryEvents {
-			size += packedSize(&evs[order[hi]])
+			size += sizes[order[hi]]
 			if hi > lo && size > maxEntryBytes {
 				break
 			}
@@ -86,7 +88,7 @@ func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 	}
 	for len(entries) > 0 {
 		n := min(len(entries), maxPipeline)
-		if err := b.publish(ctx, evs, parts, entries[:n]); err != nil {
+		if err := b.publish(ctx, evs, parts, sizes, entries[:n]); err != nil {
 			return err
 		}
 		entries = entries[n:]
@@ -99,11 +101,11 @@ func (b *Bus) Publish(ctx context.Context, evs []orderflow.Event) error {
 // in field "b" (appendBatch). The packed events share one buffer and the
 // commands' arguments one slice: a publisher's allocations are per call,
 // not per event, except the commands themselves.
-func (b *Bus) publish(ctx context.Context, evs []orderflow.Event, parts []int, entries [][]int) error {
+func (b *Bus) publish(ctx context.Context, evs []orderflow.Event, parts, sizes []int, entries [][]int) error {
 	size := 0
 	for _, ix := range entries {
 		for _, i := range ix {
-			size += packedSize(&evs[i]) + binary.MaxVarintLen64
+			size += sizes[i] + binary.MaxVarintLen64
 		}
 		size += 1 + binary.MaxVarintLen64
 	}
