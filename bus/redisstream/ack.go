@@ -81,9 +81,7 @@ func (c *consumer) flush(batch []*entry) {
 	}
 	c.heldEvents -= len(batch)
 	for _, e := range batch {
-		if k := (heldKey{e.m.part, e.m.id}); e.m.left == 0 && c.held[k] == e.m {
-			delete(c.held, k)
-		}
+		c.forgetLocked(e.m)
 	}
 	c.freedLocked()
 	c.mu.Unlock()

@@ -596,7 +596,9 @@ func (c *consumer) next(q *orderQueue, ack *entry) {
 	if ack == nil {
 		head.m.left--
 		head.m.keep = true
-		c.settledLocked(head.m, 1)
+		c.heldEvents--
+		c.forgetLocked(head.m)
+		c.freedLocked()
 	} else if ack.mark {
 		c.rememberLocked(ack.key)
 	}
@@ -630,14 +632,13 @@ func (c *consumer) freeQueueLocked(q *orderQueue) {
 	}
 }
 
-// settledLocked counts n events of m settled and forgets m once all of
-// its events are; c.mu is held.
-func (c *consumer) settledLocked(m *msg, n int) {
-	c.heldEvents -= n
+// forgetLocked drops m from the held entries once each of its events is
+// settled (a claim may hold the same stream entry anew by then); c.mu is
+// held.
+func (c *consumer) forgetLocked(m *msg) {
 	if k := (heldKey{m.part, m.id}); m.left == 0 && c.held[k] == m {
 		delete(c.held, k)
 	}
-	c.freedLocked()
 }
 
 // freedLocked wakes every goroutine waiting in waitSpace; c.mu is held.
