@@ -171,9 +171,9 @@ const maxErrorLen = 2000
 // failed copy leaves the entry pending: it is delivered again and, past
 // the delivery limit, dead-lettered then.
 func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
-	msg := cause.Error()
-	if len(msg) > maxErrorLen {
-		msg = msg[:maxErrorLen]
+	reason := cause.Error()
+	if len(reason) > maxErrorLen {
+		reason = reason[:maxErrorLen]
 	}
 	whole := e.m.n == 1
 	args := []any{c.group, e.m.id, whole}
@@ -183,7 +183,7 @@ func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
 		args = append(args, fields(&e.ev, "")...)
 	}
 	args = append(args, "dl:group", c.group, "dl:entry", e.m.id, "dl:attempts", e.attempt,
-		"dl:error", msg, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
+		"dl:error", reason, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	moved, err := deadScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.m.part], c.b.deadKey(e.m.part)}, args...).Bool()
