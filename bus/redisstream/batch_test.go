@@ -28,6 +28,18 @@ func onePartition(b *redisstream.Bus, prefix string, n int) []orderflow.Event {
 	return evs
 }
 
+// failing returns a handler that counts every delivery in c and fails
+// event id with err until healed is set.
+func failing(c *counter, id string, healed *atomic.Bool, err error) orderflow.Handler {
+	return func(_ context.Context, d orderflow.Delivery) error {
+		c.add(d)
+		if d.ID == id && !healed.Load() {
+			return err
+		}
+		return nil
+	}
+}
+
 // entries returns the stream entries of partition p.
 func entries(t *testing.T, rdb *redis.Client, b *redisstream.Bus, p int) []redis.XMessage {
 	t.Helper()
@@ -110,13 +122,7 @@ func TestBatchEntryWaitsForItsFailingEvent(t *testing.T) {
 	flaky := evs[2].ID
 	var heal atomic.Bool
 	c := newCounter()
-	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error {
-		c.add(d)
-		if d.ID == flaky && !heal.Load() {
-			return errors.New("dependency down")
-		}
-		return nil
-	})
+	run(t, b, "risk", failing(c, flaky, &heal, errors.New("dependency down")))
 	publish(t, b, evs...)
 	if n := len(entries(t, rdb, b, 0)); n != 1 {
 		t.Fatalf("%d entries, want the batch in one", n)
@@ -200,13 +206,7 @@ func TestBatchEventDeadLettersAlone(t *testing.T) {
 	poison := evs[1].ID
 	var healed atomic.Bool
 	c := newCounter()
-	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error {
-		c.add(d)
-		if d.ID == poison && !healed.Load() {
-			return orderflow.Permanent(errors.New("bad amount"))
-		}
-		return nil
-	})
+	run(t, b, "risk", failing(c, poison, &healed, orderflow.Permanent(errors.New("bad amount"))))
 	publish(t, b, evs...)
 	var dls []orderflow.DeadLetter
 	eventually(t, "the batch settled", func() bool {

@@ -327,13 +327,7 @@ func TestDedupAckedAndFailedNotMarked(t *testing.T) {
 	ok, bad := bustest.Event("ok", 0), bustest.Event("bad", 0)
 	c := newCounter()
 	var healed atomic.Bool
-	run(t, b, "risk", func(_ context.Context, d orderflow.Delivery) error {
-		c.add(d)
-		if d.ID == bad.ID && !healed.Load() {
-			return errors.New("dependency down")
-		}
-		return nil
-	})
+	run(t, b, "risk", failing(c, bad.ID, &healed, errors.New("dependency down")))
 	publish(t, b, ok, bad)
 	eventually(t, "ok handled, bad dead-lettered", func() bool {
 		dls, _ := b.DeadLetters(context.Background(), 10)
