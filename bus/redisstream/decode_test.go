@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -172,5 +173,36 @@ func TestDecodeFields(t *testing.T) {
 				t.Errorf("decode = %+v, %q, %v; want %+v, %q", got, only, err, want, tc.only)
 			}
 		})
+	}
+}
+
+// TestDecodeBatch: a batch entry decodes to its events in order, each
+// keeping its outbox seq or taking the entry's; a damaged batch, or one
+// with an event that has no order id, is an error.
+func TestDecodeBatch(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	good := []orderflow.Event{
+		{ID: "a", OrderID: "o1", Seq: 7, CreatedAt: created, Payload: []byte("x")},
+		{ID: "b", OrderID: "o2", CreatedAt: created, Payload: []byte("y")},
+	}
+	noOrder := []orderflow.Event{good[0], {ID: "c", CreatedAt: created}}
+	entry := func(v []byte) redis.XMessage {
+		return redis.XMessage{ID: "1700000000000-3", Values: map[string]any{fBatch: string(v)}}
+	}
+	evs, _, err := decode(entry(packBatch(good)))
+	if err != nil || len(evs) != 2 || evs[0].ID != "a" || evs[0].Seq != 7 || evs[1].ID != "b" ||
+		evs[1].Seq != 1700000000000*1_000_000+3 || string(evs[1].Payload) != "y" {
+		t.Fatalf("decode = %+v, %v; want a (seq 7) then b (the entry's seq)", evs, err)
+	}
+	whole := packBatch(good)
+	for name, v := range map[string][]byte{
+		"truncated":      whole[:len(whole)-1],
+		"trailing bytes": append(slices.Clone(whole), 0),
+		"no order id":    packBatch(noOrder),
+		"empty":          {batchVersion, 0},
+	} {
+		if _, _, err := decode(entry(v)); err == nil {
+			t.Errorf("%s: decode accepted it", name)
+		}
 	}
 }

@@ -163,9 +163,17 @@ func decode(m redis.XMessage) (evs []orderflow.Event, only string, err error) {
 		if err != nil {
 			return evs, only, fmt.Errorf("entry %s: %w", m.ID, err)
 		}
+		seq := int64(-1) // the entry's, derived once if an event has none
 		for i := range evs {
-			if evs[i], _, err = finish(m.ID, evs[i], only); err != nil {
-				return evs, only, err
+			e := &evs[i]
+			if e.Seq == 0 {
+				if seq < 0 {
+					seq = entrySeq(m.ID)
+				}
+				e.Seq = seq
+			}
+			if e.ID == "" || e.OrderID == "" {
+				return evs, only, fmt.Errorf("entry %s: event %d has no event id or order id", m.ID, i)
 			}
 		}
 		return evs, only, nil
