@@ -33,6 +33,7 @@ type distConfig struct {
 	Consumer       string
 	ReconcileAfter time.Duration
 	RelayTTL       time.Duration
+	DedupTTL       time.Duration
 	CounterPrefix  string
 	LockPrefix     string
 }
@@ -43,6 +44,7 @@ func addDistFlags(fs *flag.FlagSet, d *distConfig) {
 	fs.StringVar(&d.Consumer, "consumer", "", "risk: consumer name in the group, stable across restarts of one replica (default hostname-pid)")
 	fs.DurationVar(&d.ReconcileAfter, "reconcile-after", time.Minute, "order: an order undecided this long after its event was published gets the event published again")
 	fs.DurationVar(&d.RelayTTL, "relay-ttl", 10*time.Second, "order: TTL of the outbox relay lease")
+	fs.DurationVar(&d.DedupTTL, "dedup-ttl", redisstream.DefaultDedupTTL, "risk: how long the bus remembers an event the group handled, so that a republication is acknowledged unhandled (the same in every risk process; keep it well above -reconcile-after; Redis keeps one id per event for it)")
 	fs.StringVar(&d.LockPrefix, "lock-prefix", "", "order: key prefix of the relay lock in etcd or Redis (one per deployment sharing them)")
 	fs.StringVar(&d.CounterPrefix, "counter-prefix", "", "risk: key prefix of the velocity counters in Redis (default orderflow:risk:)")
 }
@@ -72,12 +74,15 @@ func parseDist(name string, args []string, getenv func(string) string, stdout io
 	if c.Workers < 1 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 || d.Partitions < 1 {
 		return c, d, nil, errors.New("bad flag: -workers, -queue-size, -partitions and -shutdown-timeout must be positive")
 	}
+	if d.DedupTTL < time.Minute {
+		return c, d, nil, fmt.Errorf("bad flag: -dedup-ttl %v: at least 1m (it must outlast a republication by -reconcile-after)", d.DedupTTL)
+	}
 	return c, d, telemetry.NewLogger(stdout, level), nil
 }
 
 // busConfig is the Redis bus's configuration shared by order and risk.
 func busConfig(d distConfig, log *slog.Logger) redisstream.Config {
-	return redisstream.Config{Prefix: d.StreamPrefix, Partitions: d.Partitions, Consumer: d.Consumer, Logger: log}
+	return redisstream.Config{Prefix: d.StreamPrefix, Partitions: d.Partitions, Consumer: d.Consumer, DedupTTL: d.DedupTTL, Logger: log}
 }
 
 // runOrderDist is `orderflow order --store postgres://…`: the order service
