@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"bytes"
-	"encoding/binary"
 	"reflect"
 	"slices"
 	"testing"
@@ -111,13 +110,13 @@ func FuzzUnpackBatch(f *testing.F) {
 	})
 }
 
-// packBatch packs evs as Publish packs a batch entry's value.
+// packBatch packs all of evs as Publish packs a batch entry's value.
 func packBatch(evs []orderflow.Event) []byte {
-	b := binary.AppendUvarint([]byte{batchVersion}, uint64(len(evs)))
-	for i := range evs {
-		b = appendPackedLen(b, &evs[i])
+	ix := make([]int, len(evs))
+	for i := range ix {
+		ix[i] = i
 	}
-	return b
+	return appendBatch(nil, evs, ix)
 }
 
 // TestPackedLenAnySize: appendPackedLen moves the packed bytes when the

@@ -128,6 +128,18 @@ func unpackInto(s string, e *orderflow.Event, arena *[]byte) error {
 	return nil
 }
 
+// appendBatch appends the events evs[ix[0]], evs[ix[1]], … packed as one
+// batch value: batchVersion, the event count, then each event packed
+// after its length (appendPackedLen). unpackBatch reads it.
+func appendBatch(b []byte, evs []orderflow.Event, ix []int) []byte {
+	b = append(b, batchVersion)
+	b = binary.AppendUvarint(b, uint64(len(ix)))
+	for _, i := range ix {
+		b = appendPackedLen(b, &evs[i])
+	}
+	return b
+}
+
 // appendPackedLen appends e packed (appendPacked) after its length, as one
 // event of a batch entry. It packs in place and moves the bytes only when
 // the length takes more than the byte it reserved.

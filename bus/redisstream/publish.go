@@ -120,11 +120,7 @@ func (b *Bus) publish(ctx context.Context, evs []orderflow.Event, parts, sizes [
 			buf = appendPacked(buf, &evs[ix[0]])
 		} else {
 			field = fBatch
-			buf = append(buf, batchVersion)
-			buf = binary.AppendUvarint(buf, uint64(len(ix)))
-			for _, i := range ix {
-				buf = appendPackedLen(buf, &evs[i])
-			}
+			buf = appendBatch(buf, evs, ix)
 		}
 		a := len(args)
 		args = append(args, b.xadd[parts[ix[0]]]...)
