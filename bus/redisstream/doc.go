@@ -42,17 +42,18 @@
 // Acknowledgement and the "processed" marker are written by ONE script
 // (SADD of the event ids to the current done bucket, then XACK of the
 // entries whose last event this settles) after the handler succeeded,
-// batched without a timer: whatever gathered while the previous write ran, plus, while deliveries are still queued for the
-// workers and the reader has room, the acks of those, goes in one script
-// call (one per partition on a cluster, pipelined). Every entry read is
-// checked against the group's done markers before it is queued (one
-// SMISMEMBER per partition read and bucket, in one pipeline; only the
-// buckets that end after the event's creation time can hold its marker,
-// so a fresh event costs one set per partition); a delivery
-// whose event id is already marked done for the group (the relay or the
-// reconciler published it again) is acknowledged without calling the
-// handler. The marker keeps a republished event from being handled twice
-// for at least Config.DedupTTL, at most 1.25 times that; within one consumer, a
+// batched without a timer: whatever gathered while the previous write
+// ran, plus, while deliveries are still queued for the workers and the
+// reader has room, the acks of those, goes in one script call (one per
+// partition on a cluster, pipelined). Every event read is checked against
+// the group's done markers before it is queued (one SMISMEMBER per
+// partition read and bucket, in one pipeline; only the buckets that end
+// after the event's creation time can hold its marker, so a fresh event
+// costs one set per partition); a delivery whose event id is already
+// marked done for the group (the relay or the reconciler published it
+// again) is acknowledged without calling the handler. The marker keeps a
+// republished event from being handled twice for at least
+// Config.DedupTTL, at most 1.25 times that; within one consumer, a
 // republication read before the first one's marker was written is caught
 // by a memo of the ids handled there.
 //
@@ -66,9 +67,10 @@
 // Config.MaxDeliveries deliveries, or at once for an orderflow.Permanent
 // error, one script copies the entry to the dead letters and acknowledges
 // it (an event of a batch entry is copied, and its entry acknowledged
-// with its last event). A handler that panics fails that delivery. DeadLetters lists the dead
-// letters; Redrive puts one back into its stream as a new entry that only
-// its group handles, with Attempt starting at 1.
+// with its last event). A handler that panics fails that delivery.
+// DeadLetters lists the dead letters; Redrive puts one back into its
+// stream as a new entry that only its group handles, with Attempt
+// starting at 1.
 //
 // # Dead consumers and long handlers
 //
