@@ -82,9 +82,10 @@
 // from the stream while pending (reported by XAUTOCLAIM) are acknowledged
 // away. Consumers with nothing pending and idle for 10 × ClaimIdle (gone
 // processes whose names were not stable) are deleted from the group, in a
-// script that checks and deletes at once. At start a consumer first takes back the entries still pending under
-// its own name, so a restarted process with a stable Config.Consumer resumes
-// at once instead of after ClaimIdle.
+// script that checks and deletes at once. At start a consumer first takes
+// back the entries still pending under its own name, so a restarted
+// process with a stable Config.Consumer resumes at once instead of after
+// ClaimIdle.
 //
 // # Shutdown and retention
 //
