@@ -67,7 +67,8 @@ func unpack(s string, e *orderflow.Event) error {
 
 // unpackInto is unpack, copying the payload into *arena when arena is not
 // nil (each payload capped at its length, so appending to one cannot
-// overwrite the next): the events of a batch then share one allocation.
+// overwrite the next): the events of a batch, whose arena is sized for all
+// of them, then share one allocation.
 func unpackInto(s string, e *orderflow.Event, arena *[]byte) error {
 	if len(s) == 0 || s[0] != packVersion {
 		return errPacked
@@ -118,7 +119,7 @@ func unpackInto(s string, e *orderflow.Event, arena *[]byte) error {
 	if bad {
 		return errPacked
 	}
-	if arena == nil || cap(*arena)-len(*arena) < len(s) {
+	if arena == nil {
 		e.Payload = []byte(s)
 		return nil
 	}
