@@ -11,10 +11,16 @@ import (
 // TestWatchListSeesDecisionsInPages: in list mode the decisions are seen
 // on the pages of GET /v1/orders, each order counted once whether a page or
 // a poll by id saw it first, and the pages replace nearly all the polls.
+//
+// The fake decides an order on its second look, so a page sees it decided
+// only if two listings come within the poll fallback's (listDepth+1)
+// intervals of its creation. The default interval, 100 ms, leaves 400 ms
+// for that: a CI run with the race detector and the cluster's fault test
+// beside this one delayed 20 ms ticks enough to fail the bound below.
 func TestWatchListSeesDecisionsInPages(t *testing.T) {
 	f := newFakeAPI(t, nil)
 	cfg := quick(f.URL, 300)
-	cfg.Watch, cfg.ListEvery = loadgen.WatchList, 20*time.Millisecond
+	cfg.Watch, cfg.ListEvery = loadgen.WatchList, loadgen.DefaultListEvery
 	s, err := loadgen.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
