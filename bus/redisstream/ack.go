@@ -167,16 +167,20 @@ const maxErrorLen = 2000
 // deadLetter copies e's event to its partition's dead letters with cause,
 // and settles it. An entry of one event is acknowledged by the same
 // script; an event of a batch entry is settled like an acknowledged one,
-// unmarked, and its entry is acknowledged with the last of its events. A
-// failed copy leaves the entry pending: it is delivered again and, past
-// the delivery limit, dead-lettered then.
+// unmarked, and its entry is acknowledged with the last of its events;
+// if the entry is delivered again before that, the event is settled
+// without a second copy. A failed copy leaves the entry pending: it is
+// delivered again and, past the delivery limit, dead-lettered then.
 func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
 	reason := cause.Error()
 	if len(reason) > maxErrorLen {
 		reason = reason[:maxErrorLen]
 	}
 	whole := e.m.n == 1
-	args := []any{c.group, e.m.id, whole}
+	// The set of the batch's dead-lettered events need only outlive the
+	// siblings' done markers: past those, a redelivery handles them again.
+	ttl := int64(c.cfg.DedupTTL/time.Second) + 1
+	args := []any{c.group, e.m.id, whole, e.ev.ID, ttl}
 	if e.bad != nil {
 		args = append(args, e.raw...)
 	} else {
@@ -186,11 +190,13 @@ func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
 		"dl:error", reason, "dl:at", strconv.FormatInt(time.Now().UnixNano(), 10))
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	moved, err := deadScript.Run(ctx, c.b.rdb, []string{c.b.streams[e.m.part], c.b.deadKey(e.m.part)}, args...).Bool()
+	keys := []string{c.b.streams[e.m.part], c.b.deadKey(e.m.part), c.b.deadOfKey(e.m.part, c.group, e.m.id)}
+	res, err := deadScript.Run(ctx, c.b.rdb, keys, args...).Int()
 	if err != nil {
 		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.m.id, "err", err)
 	}
-	if whole || !moved {
+	// 1: copied now; 2: copied by an earlier delivery of its batch entry.
+	if whole || (res != 1 && res != 2) {
 		c.next(q, nil)
 		return
 	}

@@ -235,6 +235,55 @@ func TestBatchEventDeadLettersAlone(t *testing.T) {
 	}
 }
 
+// TestBatchEventDeadLetteredOnceAcrossRedelivery: a consumer dead-letters
+// one event of a batch entry and stops while a sibling still fails; the
+// consumer that takes the entry back meets the dead-lettered event again
+// and settles it without a second dead letter.
+func TestBatchEventDeadLetteredOnceAcrossRedelivery(t *testing.T) {
+	rdb, cfg, _ := setup(t, "risk")
+	cfg.MaxDeliveries = 1000
+	b := redisstream.New(rdb, cfg)
+	evs := onePartition(b, "o", 4)
+	poison, flaky := evs[0].ID, evs[2].ID
+	c := newCounter()
+	h := func(flakyFails bool) orderflow.Handler {
+		return func(_ context.Context, d orderflow.Delivery) error {
+			c.add(d)
+			switch {
+			case d.ID == poison:
+				return orderflow.Permanent(errors.New("bad amount"))
+			case d.ID == flaky && flakyFails:
+				return errors.New("dependency down")
+			}
+			return nil
+		}
+	}
+	deadLetters := func() []orderflow.DeadLetter {
+		dls, err := b.DeadLetters(context.Background(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dls
+	}
+	stop := run(t, b, "risk", h(true))
+	publish(t, b, evs...)
+	eventually(t, "poison dead-lettered, flaky retried", func() bool {
+		return len(deadLetters()) == 1 && c.count(flaky) >= 2
+	})
+	stop()
+	if n := pending(t, rdb, b, cfg, "risk"); n != 1 {
+		t.Fatalf("%d pending after the stop, want the batch entry", n)
+	}
+	run(t, redisstream.New(MustClient(t), cfg), "risk", h(false))
+	eventually(t, "the batch acknowledged", func() bool { return pending(t, rdb, b, cfg, "risk") == 0 })
+	if dls := deadLetters(); len(dls) != 1 || dls[0].Event.ID != poison {
+		t.Errorf("dead letters %+v: want %s once", dls, poison)
+	}
+	if n := c.count(poison); n != 2 {
+		t.Errorf("poison handled %d times, want 2: once per delivery of its entry", n)
+	}
+}
+
 // TestBatchLargerThanTheConsumersRoom: a publisher with a larger
 // EntryEvents than the consumer's (a rollout of a new setting) writes an
 // entry bigger than the consumer's room; the consumer takes it in chunks,

@@ -200,6 +200,12 @@ func (b *Bus) Stream(p int) string { return b.streams[p] }
 // deadKey is partition p's dead-letter stream.
 func (b *Bus) deadKey(p int) string { return b.streams[p] + ":dead" }
 
+// deadOfKey is the set of the events of batch entry id of partition p that
+// group dead-lettered; it shares the partition's hash tag.
+func (b *Bus) deadOfKey(p int, group, id string) string {
+	return b.streams[p] + ":deadof:" + group + ":" + id
+}
+
 // doneBuckets is how many time buckets a DedupTTL is cut into: a marker
 // lives in the bucket of its ack's time, and a bucket expires DedupTTL
 // after its window ends, so a marker is kept between DedupTTL and

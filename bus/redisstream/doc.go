@@ -9,9 +9,12 @@
 // An event goes to partition xxhash64(order id) mod Config.Partitions, stream
 // "<prefix>:{p}"; one order's events therefore stay in one stream, in
 // publish order. Per partition there are also "<prefix>:{p}:dead" (the dead
-// letters) and "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
+// letters), "<prefix>:{p}:done:<group>:<bucket>" (sets of the event ids
 // the group handled, one per time bucket of Config.DedupTTL/4, each expiring
-// DedupTTL after its window). The braces are a cluster hash tag: a
+// DedupTTL after its window) and, for a batch entry one of whose events
+// the group dead-lettered, "<prefix>:{p}:deadof:<group>:<entry id>" (those
+// events' ids, expiring after DedupTTL: a redelivered batch does not copy
+// them again). The braces are a cluster hash tag: a
 // partition's keys share a slot, so every Lua script call here, which
 // touches one partition's keys (or, off a cluster, several partitions'),
 // runs on a cluster too. An entry of one event has one field, "e", the
@@ -66,8 +69,8 @@
 // is that count; Redis restarted empty forgets it, which is accepted. After
 // Config.MaxDeliveries deliveries, or at once for an orderflow.Permanent
 // error, one script copies the entry to the dead letters and acknowledges
-// it (an event of a batch entry is copied, and its entry acknowledged
-// with its last event). A handler that panics fails that delivery.
+// it (an event of a batch entry is copied, once even if its entry is
+// delivered again, and its entry acknowledged with its last event). A handler that panics fails that delivery.
 // DeadLetters lists the dead letters; Redrive puts one back into its
 // stream as a new entry that only its group handles, with Attempt
 // starting at 1.

@@ -45,18 +45,26 @@ return acked
 // deadScript copies an event to the dead letters, only if its entry is
 // still pending (another consumer that acknowledged it first wins; no
 // duplicate dead letter). An entry of one event is acknowledged in the
-// same step; a batch entry stays pending until its other events settle.
+// same step; a batch entry stays pending until its other events settle,
+// and may be delivered again before that (its consumer died or stopped).
+// So an event of a batch is also recorded in a set per entry and group,
+// and an event already in it is not copied again.
 //
-// KEYS[1] stream, KEYS[2] dead-letter stream. ARGV[1] group, ARGV[2]
-// entry id, ARGV[3] 1 to acknowledge the entry too (go-redis sends true as
-// 1), ARGV[4..] the dead letter's fields. Returns 1 when copied.
+// KEYS[1] stream, KEYS[2] dead-letter stream, KEYS[3] the set of the
+// entry's events the group dead-lettered. ARGV[1] group, ARGV[2] entry
+// id, ARGV[3] 1 to acknowledge the entry too (go-redis sends true as 1),
+// ARGV[4] the event id (for a batch), ARGV[5] the set's TTL in seconds,
+// ARGV[6..] the dead letter's fields. Returns 1 when copied, 2 when an
+// earlier delivery copied it, 0 when the entry is no longer pending.
 var deadScript = redis.NewScript(`
 if ARGV[3] == '1' then
   if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-elseif #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
-  return 0
+else
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
+  if redis.call('SADD', KEYS[3], ARGV[4]) == 0 then return 2 end
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 return 1
 `)
 
