@@ -284,6 +284,41 @@ func TestBatchEventDeadLetteredOnceAcrossRedelivery(t *testing.T) {
 	}
 }
 
+// TestReadTakesAboutItsRoom: a consumer that meets a backlog of batch
+// entries takes about its MaxInFlight of it, not BatchSize entries of
+// every partition; a second consumer of the group handles the rest while
+// the first one's handlers are stuck.
+func TestReadTakesAboutItsRoom(t *testing.T) {
+	rdb, cfg, _ := setup(t, "risk")
+	cfg.MaxInFlight, cfg.Concurrency = 64, 4 // BatchSize stays 256
+	b := redisstream.New(rdb, cfg)
+	const n = 2000
+	publish(t, b, bustest.Events("o", n, 400)...) // 32 entries of 16 per partition
+	stuck := make(chan struct{})
+	defer close(stuck)
+	var first, second atomic.Int64
+	run(t, b, "risk", func(ctx context.Context, _ orderflow.Delivery) error {
+		first.Add(1)
+		select {
+		case <-stuck:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	eventually(t, "the first consumer's handlers busy", func() bool { return first.Load() == int64(cfg.Concurrency) })
+	run(t, b, "risk", func(context.Context, orderflow.Delivery) error {
+		second.Add(1)
+		return nil
+	})
+	// The first consumer keeps at most its room: the read is sized for
+	// full entries, which is what the backlog holds.
+	room := int64(cfg.MaxInFlight / redisstream.DefaultEntryEvents)
+	eventually(t, "the second consumer handles the rest", func() bool {
+		return second.Load() >= n-int64(cfg.MaxInFlight) && pending(t, rdb, b, cfg, "risk") <= room
+	})
+}
+
 // TestBatchLargerThanTheConsumersRoom: a publisher with a larger
 // EntryEvents than the consumer's (a rollout of a new setting) writes an
 // entry bigger than the consumer's room; the consumer takes it in chunks,

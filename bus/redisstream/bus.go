@@ -77,11 +77,14 @@ type Config struct {
 	Consumer string
 	// Concurrency is the number of handlers each Consume call runs at once.
 	Concurrency int
-	// BatchSize is the COUNT of each XREADGROUP per stream, and the most
-	// entries one XAUTOCLAIM takes.
+	// BatchSize is the most entries of one stream one XREADGROUP takes,
+	// and the most entries one XAUTOCLAIM takes.
 	BatchSize int
 	// MaxInFlight bounds the events a Consume holds (read and not yet
-	// acknowledged); it reads no more until some are. Default 4 × BatchSize.
+	// acknowledged); it reads no more until some are, and a read asks
+	// each stream for no more entries than would fill the room left if
+	// all of them held EntryEvents events (at least one entry). Default 4
+	// × BatchSize.
 	MaxInFlight int
 	// EntryEvents is the most events of one Publish call, all of one
 	// partition, that share a stream entry. Redis's cost is mostly per

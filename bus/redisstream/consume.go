@@ -236,7 +236,7 @@ func (c *consumer) readLoop(ctx context.Context) {
 		if !c.waitSpace(ctx) {
 			return
 		}
-		streams, err := c.read(ctx, keys)
+		streams, err := c.read(ctx, keys, c.readCount())
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -263,13 +263,28 @@ func (c *consumer) readLoop(ctx context.Context) {
 	}
 }
 
-// read runs one XREADGROUP over every partition. A cluster cannot serve one
-// command over keys in different slots, so there it polls the partitions
-// in a pipeline without blocking, and waits briefly when all were empty.
-func (c *consumer) read(ctx context.Context, keys []string) ([]redis.XStream, error) {
+// readCount is the COUNT per stream of the next read: the entries that
+// fit the consumer's room if every partition answered with full entries
+// of EntryEvents, at least 1 and at most BatchSize. A read of BatchSize
+// entries of every partition could take up to BatchSize × Partitions ×
+// EntryEvents events at once: a backlog would go to whichever consumer of
+// the group read first, and sit in its queues while the others idled.
+func (c *consumer) readCount() int64 {
+	c.mu.Lock()
+	room := c.cfg.MaxInFlight - c.heldEvents
+	c.mu.Unlock()
+	n := room / (len(c.b.streams) * c.cfg.EntryEvents)
+	return int64(min(max(n, 1), c.cfg.BatchSize))
+}
+
+// read runs one XREADGROUP over every partition, of up to count entries
+// each. A cluster cannot serve one command over keys in different slots,
+// so there it polls the partitions in a pipeline without blocking, and
+// waits briefly when all were empty.
+func (c *consumer) read(ctx context.Context, keys []string, count int64) ([]redis.XStream, error) {
 	if !c.b.cluster {
 		res, err := c.b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: c.group, Consumer: c.name, Streams: keys, Count: int64(c.cfg.BatchSize), Block: c.cfg.Block,
+			Group: c.group, Consumer: c.name, Streams: keys, Count: count, Block: c.cfg.Block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
@@ -280,7 +295,7 @@ func (c *consumer) read(ctx context.Context, keys []string) ([]redis.XStream, er
 	cmds := make([]*redis.XStreamSliceCmd, len(c.b.streams))
 	for i, s := range c.b.streams {
 		cmds[i] = pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: c.group, Consumer: c.name, Streams: []string{s, ">"}, Count: int64(c.cfg.BatchSize), Block: -1,
+			Group: c.group, Consumer: c.name, Streams: []string{s, ">"}, Count: count, Block: -1,
 		})
 	}
 	_, _ = pipe.Exec(ctx)

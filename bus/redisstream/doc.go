@@ -30,9 +30,12 @@
 //
 // Delivery is at least once, acknowledged only after the handler returned
 // nil. Each Consume call is one consumer of the group, named
-// Config.Consumer-N, reading every partition with one XREADGROUP (COUNT
-// Config.BatchSize per stream, BLOCK Config.Block); it reads no more while
-// it holds Config.MaxInFlight events. Events of one order are handled one
+// Config.Consumer-N, reading every partition with one XREADGROUP (BLOCK
+// Config.Block); it reads no more while it holds Config.MaxInFlight
+// events, and each read asks every stream for the entries that fit the
+// room left if they were full (at least 1, at most Config.BatchSize), so
+// a backlog is shared among the group's consumers instead of taken by the
+// first one to read. Events of one order are handled one
 // at a time, in stream order, by Config.Concurrency workers; a failed
 // delivery holds back the later events of its order (not of other orders)
 // until it succeeds or is dead-lettered. A batch entry is acknowledged
