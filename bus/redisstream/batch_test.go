@@ -293,7 +293,7 @@ func TestReadTakesAboutItsRoom(t *testing.T) {
 	cfg.MaxInFlight, cfg.Concurrency = 64, 4 // BatchSize stays 256
 	b := redisstream.New(rdb, cfg)
 	const n = 2000
-	publish(t, b, bustest.Events("o", n, 400)...) // 32 entries of 16 per partition
+	publish(t, b, bustest.Events("o", n, 400)...) // about 32 entries of 16 per partition
 	stuck := make(chan struct{})
 	defer close(stuck)
 	var first, second atomic.Int64
