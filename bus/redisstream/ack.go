@@ -195,8 +195,9 @@ func (c *consumer) deadLetter(q *orderQueue, e *entry, cause error) {
 	if err != nil {
 		c.cfg.Logger.Warn("redisstream: dead-letter failed; it stays pending", "group", c.group, "entry", e.m.id, "err", err)
 	}
-	// 1: copied now; 2: copied by an earlier delivery of its batch entry.
-	if whole || (res != 1 && res != 2) {
+	// res 1: copied now; 2: copied by an earlier delivery of its batch
+	// entry; 0 (or an error): the entry is not pending, or not settled.
+	if whole || res == 0 {
 		c.next(q, nil)
 		return
 	}
